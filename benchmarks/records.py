@@ -1,0 +1,78 @@
+"""Benchmark records in the format of ``../shared/BENCHMARKS.md``: one JSON line per finished run in
+``benchmarks/results/<benchmark>.jsonl`` (appended, never edited) and a Markdown table regenerated
+from it in ``benchmarks/results/<benchmark>.md``."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results"
+REPO = Path(__file__).resolve().parents[1]
+
+REQUIRED = ["benchmark", "task", "model", "method", "target_sparsity", "achieved_sparsity", "nonzero_encoder_params",
+            "metrics", "main_metric", "split", "seed", "train_examples", "epochs", "train_seconds", "sec_per_step",
+            "command", "git_commit", "machine"]
+
+
+def git_commit() -> str:
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
+                               capture_output=True, text=True).stdout.strip()
+        return sha + ("-dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.cuda.get_device_name(0)
+    return f"{os.cpu_count()}-core {platform.machine()} CPU ({cpu}), torch {torch.__version__}, {torch.get_num_threads()} threads"
+
+
+def command_line(script: str, args: list[str]) -> str:
+    return " ".join(["python", script, *map(shlex.quote, args)])
+
+
+def append(benchmark: str, record: dict) -> None:
+    missing = [k for k in REQUIRED if k not in record] if record.get("task") != "inference" else []
+    if missing:
+        raise ValueError(f"record lacks {missing}")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    with open(RESULTS / f"{benchmark}.jsonl", "a") as f:
+        f.write(json.dumps(record) + "\n")
+
+
+def read(benchmark: str) -> list[dict]:
+    path = RESULTS / f"{benchmark}.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def latest(records: list[dict], key) -> dict:
+    """The newest record for each key (a rerun appends; the table shows the last)."""
+    out = {}
+    for r in records:
+        out[key(r)] = r
+    return out
+
+
+def python_version() -> str:
+    return sys.version.split()[0]

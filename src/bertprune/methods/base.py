@@ -1,0 +1,107 @@
+"""The interface between a pruning method and the training loop.
+
+A method never owns the loop. The loop (:func:`bertprune.train.finetune`, or any loop of yours)
+calls a few named hooks, in this order::
+
+    method.prepare(model, total_steps)                 # choose target matrices, make first masks
+    for step in range(1, total_steps + 1):             # step = optimizer steps done after this one
+        outputs = model(**batch, **method.forward_kwargs())
+        loss = method.loss(outputs.loss, outputs, batch)   # add or replace loss terms
+        loss.backward(); clip_grad_norm_(...); optimizer.step()
+        method.after_step(step, optimizer)             # update masks on schedule, re-apply them
+        lr_scheduler.step(); optimizer.zero_grad()
+    masks = method.finalize()                          # zeros baked into the weights
+
+``after_step`` runs before ``lr_scheduler.step()`` so that ``optimizer.param_groups[i]["lr"]``
+is the learning rate of the step just taken (a proximal method needs it). ``state_dict`` and
+``load_state_dict`` hold everything ``after_step`` depends on, so a resumed run continues exactly.
+
+A method is a thin stateful class around a pure function (e.g. :func:`~bertprune.methods.magnitude.
+magnitude_masks`): the function decides, the class remembers and enforces. Masks live in a
+:class:`~bertprune.masks.Masks` keyed by parameter name; parameters are never replaced.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from ..config import TargetConfig
+from ..masks import Masks
+from ..targets import Target, model_targets
+
+
+class PruningMethod:
+    """Base class: target selection, mask bookkeeping and enforcement. Leaves override hooks."""
+
+    name = "base"
+
+    def __init__(self, targets: TargetConfig | None = None):
+        self.targets_cfg = targets or TargetConfig()
+        self.targets: list[Target] = []
+        self.masks = Masks()
+        self.total_steps = 0
+
+    # --- hooks --------------------------------------------------------------------------------
+    def prepare(self, model: torch.nn.Module, total_steps: int) -> None:
+        """Bind to ``model`` (unwrapped, before DDP) and the run's length; make the first masks."""
+        self.total_steps = total_steps
+        self.targets = model_targets(model, self.targets_cfg)
+        params = dict(model.named_parameters())
+        self.masks = Masks.dense({t.name: params[t.name] for t in self.targets}).bind(model)
+
+    def forward_kwargs(self) -> dict[str, Any]:
+        """Extra keyword arguments for the model's forward (e.g. ``output_hidden_states=True``)."""
+        return {}
+
+    def loss(self, task_loss: torch.Tensor, outputs: Any, batch: dict) -> torch.Tensor:
+        """The loss to minimise, given the task loss and the model outputs. Default: the task loss."""
+        return task_loss
+
+    def after_step(self, step: int, optimizer: torch.optim.Optimizer) -> None:
+        """After each optimizer step: re-apply the masks (and zero optimizer state at pruned places)."""
+        self.masks.apply(optimizer)
+
+    def finalize(self) -> Masks:
+        """Bake the zeros into the weights for good and return the final masks."""
+        if len(self.masks):
+            self.masks.apply()
+        return self.masks
+
+    # --- schedule -----------------------------------------------------------------------------
+    def target_sparsity(self, step: int) -> float:
+        """The sparsity the method aims at after ``step`` optimizer steps."""
+        return 0.0
+
+    def reached_target(self, step: int) -> bool:
+        """True once the masks are final: only then is a checkpoint a candidate for "best"."""
+        return True
+
+    # --- state --------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {"masks": dict(self.masks.masks)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.masks.update(state["masks"])
+
+    # --- helpers for leaves -------------------------------------------------------------------
+    def set_masks(self, new: dict[str, torch.Tensor]) -> None:
+        """Install new masks, identical on every rank (rank 0's win under torch.distributed)."""
+        self.masks.update(new)
+        self.masks.broadcast_()
+
+    def weights(self) -> dict[str, torch.Tensor]:
+        return {t.name: self.masks._params[t.name].detach() for t in self.targets}
+
+
+class Dense(PruningMethod):
+    """No pruning: the dense baseline. Touches nothing and needs no prunable matrices."""
+
+    name = "dense"
+
+    def prepare(self, model: torch.nn.Module, total_steps: int) -> None:
+        self.total_steps = total_steps
+
+    def after_step(self, step: int, optimizer: torch.optim.Optimizer) -> None:
+        pass
