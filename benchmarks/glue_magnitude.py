@@ -84,7 +84,7 @@ def run_one(task: str, sparsity: float, args) -> dict:
         "steps": results["steps"],
         "wall_seconds": round(time.time() - start, 1),
         "command": records.command_line("benchmarks/glue_magnitude.py", cmd_args),
-        "git_commit": records.git_commit(),
+        "git_commit": args.commit,
         "machine": records.machine(),
         "notes": (f"recipe {json.dumps(RECIPE, sort_keys=True)}; final model (no dev-set checkpoint choice); "
                   + (f"SST-2 subsample {SST2_SUBSAMPLE} of 67,349 (seeded); " if task == "sst2" else "")
@@ -141,8 +141,8 @@ def main() -> None:
     if not args.table:
         if not args.glue_dir:
             p.error("--glue-dir (or $BERTPRUNE_GLUE_DIR) is required: a folder in the official GLUE layout")
-        commit = records.git_commit()
-        done = {(r["task"], r["target_sparsity"]) for r in records.read(BENCHMARK) if r["git_commit"] == commit}
+        args.commit = records.git_commit()
+        done = {(r["task"], r["target_sparsity"]) for r in records.read(BENCHMARK) if r["git_commit"] == args.commit}
         for task in args.tasks:
             for s in args.sparsities:
                 if args.skip_done and (task, s) in done:

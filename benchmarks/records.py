@@ -20,10 +20,15 @@ REQUIRED = ["benchmark", "task", "model", "method", "target_sparsity", "achieved
             "command", "git_commit", "machine"]
 
 
+CODE_PATHS = ["src", "benchmarks", "pyproject.toml"]  # what a result depends on (not README, not tests)
+
+
 def git_commit() -> str:
+    """HEAD, with ``-dirty`` when the code differs from it. Call it once, when a benchmark starts:
+    the running process keeps the code it imported even if the files change later."""
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", *CODE_PATHS], cwd=REPO,
                                capture_output=True, text=True).stdout.strip()
         return sha + ("-dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
