@@ -144,3 +144,34 @@ def run_args(tiny_models, tiny_glue, tmp_path):
         ]
 
     return make
+
+
+def write_tiny_text(folder: Path, n_docs: int = 120, seed: int = 0) -> Path:
+    """Documents with a learnable structure: a few fixed phrases in random order."""
+    rng = random.Random(seed)
+    phrases = ["the cat sat on the mat", "the dog ran in the park", "a man is happy", "a woman is sad",
+               "this movie is great", "that film was boring", "it is not so bad", "the story is fun"]
+    folder.mkdir(parents=True, exist_ok=True)
+    for part in range(2):
+        lines = [" . ".join(rng.choices(phrases, k=rng.randint(2, 6))) + " ." for _ in range(n_docs // 2)]
+        (folder / f"part{part}.txt").write_text("\n".join(lines) + "\n\n")  # a blank line: skipped
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_text(tmp_path_factory) -> Path:
+    return write_tiny_text(tmp_path_factory.mktemp("text"))
+
+
+@pytest.fixture
+def pretrain_args(tiny_models, tiny_text, tmp_path):
+    """Base CLI arguments of a fast masked-LM run on a tiny BERT."""
+
+    def make(out: str = "pre", kind: str = "bert", *extra: str) -> list[str]:
+        return [
+            "pretrain", "--text-dir", str(tiny_text), "--model", str(tiny_models[kind]), "--output-dir", str(tmp_path / out),
+            "--block-size", "32", "--batch-size", "16", "--lr", "1e-3", "--max-steps", "12", "--head-steps", "20",
+            "--quiet", "train.log_every=2", "train.eval_every=6", "head.lr=1e-2", *extra,
+        ]
+
+    return make

@@ -12,6 +12,7 @@ import argparse
 import json
 import os
 import sys
+from pathlib import Path
 
 from .errors import BertpruneError
 
@@ -31,24 +32,49 @@ FINETUNE_FLAGS = {
     "batch_size": "train.batch_size",
     "seed": "train.seed",
     "output_dir": "output_dir",
+    "mask": "prune.mask",
+    "keep_zeros": "prune.keep_zeros",
+}
+
+PRETRAIN_FLAGS = {
+    "text_dir": "data.text_dir",
+    "hub_dataset": "data.hub_dataset",
+    "hub_config": "data.hub_config",
+    "block_size": "data.block_size",
+    "nsp": "data.nsp",
+    "head_steps": "head.steps",
+    **{k: v for k, v in FINETUNE_FLAGS.items() if k in
+       ("model", "method", "sparsity", "scope", "epochs", "max_steps", "lr", "batch_size", "seed", "output_dir")},
 }
 
 
-def _add_finetune(sub):
-    p = sub.add_parser(
-        "finetune",
-        help="fine-tune (and prune) a model on a GLUE task",
-        description="Fine-tune and prune. Config = defaults, then --config YAML, then the flags below, "
-        "then key.sub=value overrides (e.g. train.lr=3e-5 prune.schedule.end=0.6). Unknown keys are errors.",
-    )
+def _run_parser(sub, name: str, help: str, description: str) -> argparse.ArgumentParser:
+    """A training command's parser: overrides, recipe and model first; its own flags come next."""
+    p = sub.add_parser(name, help=help, description=description)
     p.add_argument("overrides", nargs="*", metavar="key.sub=value", help="config overrides")
     p.add_argument("--config", help="YAML recipe")
-    p.add_argument("--task", help="GLUE task: cola sst2 mrpc stsb qqp mnli qnli rte wnli")
     p.add_argument("--model", help="all-MiniLM-L6-v2 (default), a local HF folder or a hub id")
+    return p
+
+
+def _add_finetune(sub):
+    p = _run_parser(
+        sub, "finetune", "fine-tune (and prune) a model on a GLUE task",
+        "Fine-tune and prune. Config = defaults, then --config YAML, then the flags below, "
+        "then key.sub=value overrides (e.g. train.lr=3e-5 prune.schedule.end=0.6). Unknown keys are errors.",
+    )
+    p.add_argument("--task", help="GLUE task: cola sst2 mrpc stsb qqp mnli qnli rte wnli")
     p.add_argument("--glue-dir", help="local GLUE folder (official TSV layout); default $BERTPRUNE_GLUE_DIR, else the hub")
     p.add_argument("--train-examples", type=int, help="subsample the training set")
     p.add_argument("--max-length", type=int)
-    p.add_argument("--method", help="dense, oneshot or gmp")
+    p.add_argument("--mask", help="keep this mask.safetensors fixed (e.g. a universal mask from `bertprune pretrain`)")
+    p.add_argument("--keep-zeros", action="store_true", default=None,
+                   help="keep the starting checkpoint's zeros (in the targeted matrices) as a fixed mask")
+    _add_run_flags(p)
+
+
+def _add_run_flags(p):
+    p.add_argument("--method", help="dense, oneshot, gmp or rpp")
     p.add_argument("--sparsity", type=float, help="target fraction of zeros in [0, 1)")
     p.add_argument("--scope", help="local (per matrix) or global")
     p.add_argument("--epochs", type=float)
@@ -62,12 +88,28 @@ def _add_finetune(sub):
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
+def _add_pretrain(sub):
+    p = _run_parser(
+        sub, "pretrain", "masked-LM (pre-training) stage with any pruning method; writes a pruned checkpoint and its mask",
+        "Masked-LM stage (optionally + NSP). Config = defaults (bertprune/config.py: PretrainConfig), "
+        "then --config YAML, then flags, then key.sub=value overrides (e.g. prune.rpp.gamma=1e-3).",
+    )
+    p.add_argument("--text-dir", help="folder of .txt files, one document per line; default $BERTPRUNE_TEXT_DIR")
+    p.add_argument("--hub-dataset", help="a Hugging Face hub dataset instead, e.g. Salesforce/wikitext")
+    p.add_argument("--hub-config", help="its config, e.g. wikitext-103-raw-v1")
+    p.add_argument("--block-size", type=int, help="tokens per training block (default 128)")
+    p.add_argument("--nsp", action="store_true", default=None, help="add next-sentence prediction (BERT models)")
+    p.add_argument("--head-steps", type=int, help="head-only training steps when the head is untrained (default 300)")
+    _add_run_flags(p)
+
+
 def _add_report(sub):
     p = sub.add_parser("report", help="sparsity, parameter and MAC report of a run folder or checkpoint")
     p.add_argument("path", help="run folder, HF checkpoint folder, .safetensors file, or all-MiniLM-L6-v2")
     p.add_argument("--seq-len", type=int, default=128, help="sequence length for the MAC count")
     p.add_argument("--json", action="store_true", help="print JSON instead of Markdown")
     p.add_argument("--matrices", action="store_true", help="include the per-matrix table")
+    p.add_argument("--universal-mask", help="compare with this mask.safetensors (default: a run's prune.mask)")
 
 
 def _add_demo(sub):
@@ -84,14 +126,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bertprune", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     _add_finetune(sub)
+    _add_pretrain(sub)
     _add_report(sub)
     _add_demo(sub)
     return parser
 
 
-def finetune_overrides(args: argparse.Namespace) -> list[str]:
-    flags = [f"{key}={getattr(args, attr)}" for attr, key in FINETUNE_FLAGS.items() if getattr(args, attr) is not None]
+def flag_overrides(args: argparse.Namespace, table: dict[str, str]) -> list[str]:
+    """Named flags as ``key=value`` overrides, followed by the free overrides."""
+    flags = [f"{key}={getattr(args, attr)}" for attr, key in table.items() if getattr(args, attr, None) is not None]
     return flags + list(args.overrides)
+
+
+def finetune_overrides(args: argparse.Namespace) -> list[str]:
+    return flag_overrides(args, FINETUNE_FLAGS)
 
 
 def _quiet_libraries() -> None:
@@ -110,7 +158,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser = build_parser()
     args, rest = parser.parse_known_args(argv)
     stray = [r for r in rest if r.startswith("-") or "=" not in r]
-    if stray or (rest and args.command != "finetune"):
+    if stray or (rest and args.command not in ("finetune", "pretrain")):
         parser.error(f"unrecognized arguments: {' '.join(stray or rest)}")
     if rest:
         args.overrides = list(args.overrides) + rest
@@ -127,10 +175,18 @@ def run(argv: list[str] | None = None) -> int:
         cfg = load_config(args.config, finetune_overrides(args))
         results = finetune(cfg, resume=args.resume, overwrite=args.overwrite, quiet=args.quiet)
         print(json.dumps({"output_dir": cfg.output_dir, "final": results["final"]}, indent=1))
+    elif args.command == "pretrain":
+        from .config import PretrainConfig, load_config
+        from .pretrain import pretrain
+
+        cfg = load_config(args.config, flag_overrides(args, PRETRAIN_FLAGS), schema=PretrainConfig)
+        results = pretrain(cfg, resume=args.resume, overwrite=args.overwrite, quiet=args.quiet)
+        print(json.dumps({"output_dir": cfg.output_dir, "final": results["final"],
+                          "mask": str(Path(cfg.output_dir) / "final" / "mask.safetensors")}, indent=1))
     elif args.command == "report":
         from .report import sparsity_report, to_markdown
 
-        report = sparsity_report(args.path, seq_len=args.seq_len)
+        report = sparsity_report(args.path, seq_len=args.seq_len, universal_mask=args.universal_mask)
         print(json.dumps(report, indent=1) if args.json else to_markdown(report, matrices=args.matrices))
     elif args.command == "demo":
         from .demo import demo

@@ -21,7 +21,8 @@ from .targets import ROLES
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 GLUE_DIR_ENV = "BERTPRUNE_GLUE_DIR"
-METHODS = ("dense", "oneshot", "gmp")
+METHODS = ("dense", "oneshot", "gmp", "rpp")
+TEXT_DIR_ENV = "BERTPRUNE_TEXT_DIR"
 
 
 @dataclass
@@ -71,14 +72,40 @@ class ScheduleConfig:
 
 
 @dataclass
+class RppConfig:
+    """Reweighted proximal pruning (Guo et al.); see :mod:`bertprune.methods.rpp`.
+
+    Defaults come from the sweep recorded in ``benchmarks/results/rpp_universal.jsonl``.
+    """
+
+    #: γ, the weight of the reweighted L1 penalty. With ``prune.sparsity`` > 0 it is the starting
+    #: value that the controller then adjusts; with ``prune.sparsity`` = 0 it stays fixed.
+    gamma: float = 1e-3
+    #: ε in the reweighting α = 1/(|w| + ε).
+    eps: float = 1e-3
+    #: T: recompute α every T optimizer steps (α = 1 before the first reweighting).
+    reweight_every: int = 100
+    #: target-sparsity mode: γ is multiplied (divided) by this each step while the sparsity is
+    #: below (above) the cubic schedule towards ``prune.sparsity``.
+    gamma_rate: float = 1.02
+
+
+@dataclass
 class PruneConfig:
-    #: ``dense`` (no pruning), ``oneshot`` (magnitude, before training), ``gmp`` (gradual magnitude).
+    #: ``dense`` (no pruning), ``oneshot`` (magnitude, before training), ``gmp`` (gradual magnitude),
+    #: ``rpp`` (reweighted proximal pruning).
     method: str = "dense"
     #: Target fraction of zeros over the targeted matrices, in [0, 1).
     sparsity: float = 0.0
     #: ``local``: every matrix gets the target; ``global``: the target holds over all of them together.
     scope: str = "local"
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    rpp: RppConfig = field(default_factory=RppConfig)
+    #: A fixed (universal) mask to keep during training: a mask.safetensors from `bertprune pretrain`
+    #: or any bertprune run. Only with method=dense: the mask then stays exactly as given.
+    mask: Optional[str] = None
+    #: Keep the exact zeros of the starting checkpoint's targeted matrices as a fixed mask.
+    keep_zeros: bool = False
 
 
 @dataclass
@@ -111,6 +138,54 @@ class RunConfig:
     targets: TargetConfig = field(default_factory=TargetConfig)
     prune: PruneConfig = field(default_factory=PruneConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+
+
+@dataclass
+class TextDataConfig:
+    """Plain text for the masked-LM stage; see :mod:`bertprune.data.text`."""
+
+    #: Folder of .txt files, one paragraph or document per line. Empty: ``$BERTPRUNE_TEXT_DIR``.
+    text_dir: Optional[str] = None
+    text_files: list[str] = field(default_factory=list)
+    #: A Hugging Face hub dataset instead of files, e.g. ``Salesforce/wikitext``.
+    hub_dataset: Optional[str] = None
+    hub_config: Optional[str] = None
+    hub_split: str = "train"
+    text_column: str = "text"
+    block_size: int = 128
+    #: Share of documents held out for validation.
+    validation_fraction: float = 0.05
+    #: Use at most this many documents (seeded sample); None = all.
+    max_documents: Optional[int] = None
+    #: Evaluate on at most this many held-out blocks (seeded); None = all.
+    eval_blocks: Optional[int] = None
+    mlm_probability: float = 0.15
+    #: Add next-sentence prediction (BertForPreTraining; BERT-type models only).
+    nsp: bool = False
+
+
+@dataclass
+class HeadConfig:
+    """Training an untrained pre-training head first, with the encoder frozen."""
+
+    #: Steps of head-only training when the checkpoint lacks (some of) the head's weights; 0 = never.
+    steps: int = 300
+    lr: float = 1e-3
+    #: Train the head even when its weights are present.
+    force: bool = False
+
+
+@dataclass
+class PretrainConfig:
+    """``bertprune pretrain``: masked-LM (and optionally NSP) stage, with any pruning method."""
+
+    output_dir: str = "runs/pretrain"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: TextDataConfig = field(default_factory=TextDataConfig)
+    head: HeadConfig = field(default_factory=HeadConfig)
+    targets: TargetConfig = field(default_factory=TargetConfig)
+    prune: PruneConfig = field(default_factory=PruneConfig)
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=1.0, lr=1e-4, warmup_ratio=0.01, eval_every=500))
 
 
 def _explain(e: OmegaConfBaseException, where: str) -> BertpruneError:
@@ -153,6 +228,11 @@ def load_config(
         raise _explain(e, "config") from e
     if hasattr(cfg, "data") and hasattr(cfg.data, "glue_dir") and not cfg.data.glue_dir:
         cfg.data.glue_dir = os.environ.get(GLUE_DIR_ENV) or None
+    if hasattr(cfg, "data") and hasattr(cfg.data, "text_dir") and not cfg.data.text_dir and not cfg.data.hub_dataset:
+        cfg.data.text_dir = os.environ.get(TEXT_DIR_ENV) or None
+    prune = getattr(cfg, "prune", None)
+    if prune is not None and prune.mask:  # absolute: the run's report finds it from anywhere
+        prune.mask = str(Path(prune.mask).expanduser().resolve())
     validate(cfg)
     return cfg
 
@@ -173,8 +253,21 @@ def validate(cfg) -> None:
                 f"prune.sparsity={prune.sparsity} with prune.method=dense prunes nothing; "
                 f"choose prune.method=gmp or prune.method=oneshot"
             )
-        if prune.method != "dense" and prune.sparsity == 0:
+        if prune.method not in ("dense", "rpp") and prune.sparsity == 0:
             raise BertpruneError(f"prune.method={prune.method} needs a target: set prune.sparsity (e.g. 0.9)")
+        if (prune.mask or prune.keep_zeros) and prune.method != "dense":
+            raise BertpruneError(
+                f"prune.mask / prune.keep_zeros fix the mask for the whole run; they cannot be combined with "
+                f"prune.method={prune.method}. Use prune.method=dense with them."
+            )
+        if prune.mask and prune.keep_zeros:
+            raise BertpruneError("give either prune.mask (a mask file) or prune.keep_zeros=true, not both")
+        r = prune.rpp
+        if r.gamma <= 0 or r.eps <= 0 or r.reweight_every < 1 or r.gamma_rate < 1:
+            raise BertpruneError(
+                f"prune.rpp needs gamma > 0, eps > 0, reweight_every >= 1 and gamma_rate >= 1; got "
+                f"gamma={r.gamma}, eps={r.eps}, reweight_every={r.reweight_every}, gamma_rate={r.gamma_rate}"
+            )
         if prune.scope not in ("local", "global"):
             raise BertpruneError(f"prune.scope must be 'local' or 'global', got {prune.scope!r}")
         s = prune.schedule
@@ -189,7 +282,14 @@ def validate(cfg) -> None:
         if s.every < 1:
             raise BertpruneError(f"prune.schedule.every must be >= 1 step, got {s.every}")
     data = getattr(cfg, "data", None)
-    if data is not None:
+    if isinstance(data, TextDataConfig):
+        if data.block_size < 8:
+            raise BertpruneError(f"data.block_size must be >= 8 tokens, got {data.block_size}")
+        if not 0.0 <= data.validation_fraction <= 0.5:
+            raise BertpruneError(f"data.validation_fraction must be in [0, 0.5], got {data.validation_fraction}")
+        if not 0.0 < data.mlm_probability < 1.0:
+            raise BertpruneError(f"data.mlm_probability must be in (0, 1), got {data.mlm_probability}")
+    if isinstance(data, DataConfig):
         from .data.glue import get_task
 
         get_task(data.task)  # unknown task → error listing the tasks
@@ -205,10 +305,12 @@ def validate(cfg) -> None:
             )
     train = getattr(cfg, "train", None)
     if train is not None:
+        if train.max_steps is not None and train.max_steps < 0:
+            raise BertpruneError(f"train.max_steps must be >= 0, got {train.max_steps}")
         for key in ("batch_size", "eval_batch_size", "grad_accum", "log_every"):
             if getattr(train, key) < 1:
                 raise BertpruneError(f"train.{key} must be >= 1, got {getattr(train, key)}")
-        if train.epochs <= 0 and not train.max_steps:
+        if train.epochs <= 0 and train.max_steps is None:
             raise BertpruneError("train.epochs must be > 0 (or set train.max_steps)")
         if train.lr <= 0:
             raise BertpruneError(f"train.lr must be > 0, got {train.lr}")

@@ -10,9 +10,8 @@ pruned positions so that no stale momentum can push a pruned weight away from ze
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Mapping
 
 import torch
 from safetensors.torch import load_file, save_file
@@ -180,12 +179,3 @@ class Masks:
         if bad:
             raise BertpruneError(f"{path}: tensor {bad[0]!r} is {tensors[bad[0]].dtype}, not a boolean mask.")
         return cls(tensors)
-
-
-def masks_summary(masks: Masks) -> str:
-    return json.dumps({"tensors": len(masks), "sparsity": round(masks.sparsity(), 6)})
-
-
-def params_by_name(model: torch.nn.Module, names: Iterable[str]) -> dict[str, torch.nn.Parameter]:
-    params = dict(model.named_parameters())
-    return {n: params[n] for n in names}

@@ -7,7 +7,6 @@ when the user sets ``model.trust_remote_code=true``.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from .config import DEFAULT_MODEL, ModelConfig
@@ -88,8 +87,10 @@ def _check_safetensors(path: str) -> None:
         )
 
 
-def load_model(cfg: ModelConfig, auto_class, **config_overrides):
-    """``auto_class.from_pretrained`` on safetensors weights, with clear errors."""
+def load_model(cfg: ModelConfig, auto_class, output_loading_info: bool = False, **config_overrides):
+    """``auto_class.from_pretrained`` on safetensors weights, with clear errors. With
+    ``output_loading_info`` it returns ``(model, info)``; ``info["missing_keys"]`` names the weights
+    the checkpoint lacked (e.g. an untrained head)."""
     config = load_config(cfg, **config_overrides)
     path = resolve_model_path(cfg.name)
     _check_safetensors(path)
@@ -100,6 +101,7 @@ def load_model(cfg: ModelConfig, auto_class, **config_overrides):
             revision=cfg.revision,
             use_safetensors=True,
             trust_remote_code=cfg.trust_remote_code,
+            output_loading_info=output_loading_info,
         )
     except OSError as e:
         raise _hub_error(cfg.name, e) from e
@@ -119,10 +121,3 @@ def load_sequence_classifier(cfg: ModelConfig, task):
         overrides["id2label"] = dict(enumerate(task.labels))
         overrides["label2id"] = {label: i for i, label in enumerate(task.labels)}
     return load_model(cfg, AutoModelForSequenceClassification, **overrides)
-
-
-def read_json(path: Path) -> dict:
-    try:
-        return json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise BertpruneError(f"cannot read {path}: {e}") from e

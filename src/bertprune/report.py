@@ -78,8 +78,17 @@ def _model_type(folder: Path, names: list[str]) -> str | None:
     return best
 
 
-def sparsity_report(path: str | Path, seq_len: int = 128, patterns: dict[str, str] | None = None) -> dict[str, Any]:
+def sparsity_report(path: str | Path, seq_len: int = 128, patterns: dict[str, str] | None = None,
+                    universal_mask: str | Path | None = None) -> dict[str, Any]:
+    """The report of a run folder, checkpoint folder or weights file (see the module docstring).
+
+    ``universal_mask``: a mask file to compare with (by default, for a run folder, the fixed mask its
+    config names in ``prune.mask``): the report then states whether the model's mask equals it and
+    which share of its zeros are still zeros in the weights, per matrix.
+    """
     folder = find_checkpoint(path)
+    if universal_mask is None:
+        universal_mask = _run_fixed_mask(folder)
     weights = read_weights(folder)
     root = folder if folder.is_dir() else folder.parent
     model_type = _model_type(root, list(weights))
@@ -152,7 +161,44 @@ def sparsity_report(path: str | Path, seq_len: int = 128, patterns: dict[str, st
     report["macs"]["reduction"] = report["macs"]["dense"] / report["macs"]["sparse"] if report["macs"]["sparse"] else None
     if masks is not None:
         report["mask"] = _mask_check(masks, weights, mask_path)
+    if universal_mask is not None:
+        report["universal_mask"] = _universal_check(Masks.load(universal_mask), masks, weights, table, universal_mask)
     return report
+
+
+def _run_fixed_mask(folder: Path) -> str | None:
+    """``prune.mask`` of the run a checkpoint folder belongs to, if any."""
+    import yaml
+
+    for cfg in (folder.parent / "config.yaml", folder / "config.yaml"):
+        if cfg.is_file():
+            try:
+                mask = ((yaml.safe_load(cfg.read_text()) or {}).get("prune") or {}).get("mask")
+            except yaml.YAMLError:
+                return None
+            return mask if mask and Path(mask).is_file() else None
+    return None
+
+
+def _universal_check(universal: Masks, masks: Masks | None, weights, table, path) -> dict[str, Any]:
+    rows, kept_total, zeros_total = [], 0, 0
+    for name in universal.names():
+        if name not in weights:
+            continue
+        pruned = ~universal[name]
+        still_zero = int((weights[name][pruned] == 0).sum())
+        n = int(pruned.sum())
+        kept_total, zeros_total = kept_total + still_zero, zeros_total + n
+        role, layer = classify(name, table) or ("extra", None)
+        rows.append({"name": name, "layer": layer, "role": role, "universal_zeros": n,
+                     "still_zero": still_zero, "share_kept": still_zero / n if n else 1.0})
+    return {
+        "file": str(path),
+        "sparsity": universal.sparsity(),
+        "mask_equal": masks is not None and masks.equal(universal),
+        "universal_zeros_still_zero": kept_total / zeros_total if zeros_total else 1.0,
+        "matrices": rows,
+    }
 
 
 def _row(name, role, layer, w, nnz) -> dict[str, Any]:
@@ -197,6 +243,10 @@ def to_markdown(report: dict[str, Any], matrices: bool = False) -> str:
     if "mask" in report:
         mk = report["mask"]
         lines.append(f"| mask file | {mk['tensors']} tensors, sparsity {mk['sparsity']:.4f}, weights respect it: {mk['weights_respect_mask']} |")
+    if "universal_mask" in report:
+        um = report["universal_mask"]
+        lines.append(f"| universal mask `{um['file']}` | mask equals it: {um['mask_equal']}; "
+                     f"its zeros still zero: {um['universal_zeros_still_zero']:.4f} |")
     lines = [x for x in lines if x]
     if report["layers"]:
         roles = [r for r in ROLES if any(r in row for row in report["layers"])]
@@ -211,6 +261,7 @@ def to_markdown(report: dict[str, Any], matrices: bool = False) -> str:
 
 
 def write_report(path: str | Path, out_dir: str | Path, seq_len: int = 128) -> dict[str, Any]:
+    """Write report.json and report.md of ``path`` into ``out_dir``."""
     report = sparsity_report(path, seq_len)
     out = Path(out_dir)
     (out / "report.json").write_text(json.dumps(report, indent=1))

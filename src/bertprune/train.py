@@ -1,11 +1,14 @@
-"""The fine-tuning loop: linear, on Hugging Face Accelerate, with pruning hooks.
+"""The training loop: linear, on Hugging Face Accelerate, with pruning hooks.
 
-One function, :func:`finetune`, reads top to bottom: set-up, the loop, the end. The pruning
-method is called at the hooks documented in :mod:`bertprune.methods.base`; it never owns the loop.
+:func:`train` reads top to bottom: set-up, the loop, the end. The pruning method is called at the
+hooks documented in :mod:`bertprune.methods.base` and never owns the loop; the task (GLUE,
+masked-LM...) supplies model, data and evaluation (:mod:`bertprune.tasks.base`) and never steps the
+optimizer. :func:`finetune` is the loop on a GLUE task.
 
 Distributed runs (``accelerate launch`` / ``torchrun``): ``train.batch_size`` is the *global*
 batch, split across processes (Accelerate's ``split_batches``), so a run on N processes takes the
-same optimizer steps as one process; masks are broadcast from rank 0 whenever they change.
+same optimizer steps as one process; masks are broadcast from rank 0 whenever they change and
+compared across ranks at the end.
 """
 
 from __future__ import annotations
@@ -29,16 +32,14 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from . import checkpoint as ckpt
-from .config import RunConfig, save_config
-from .data.glue import get_task, load_glue, tokenize
+from .config import save_config
 from .errors import BertpruneError
 from .masks import MASK_FILE
 from .methods import build_method
-from .metrics import glue_metrics, headline
-from .models import load_sequence_classifier, load_tokenizer
 from .report import write_report
 from .rundir import BEST, CHECKPOINTS, CONFIG_FILE, FINAL, RESULTS_FILE, check_output_dir
 from .runlog import MetricsLog
+from .tasks.base import Task
 
 
 @dataclass
@@ -53,6 +54,7 @@ class Progress:
     train_seconds: float = 0.0
     step_seconds: list[float] = field(default_factory=list)
     prune_seconds: list[float] = field(default_factory=list)
+    before_training: dict[str, Any] = field(default_factory=dict)
 
 
 def _gpu_available() -> bool:
@@ -60,7 +62,7 @@ def _gpu_available() -> bool:
     return torch.cuda.is_available() or bool(xpu and xpu.is_available()) or torch.backends.mps.is_available()
 
 
-def make_accelerator(cfg: RunConfig) -> Accelerator:
+def make_accelerator(cfg) -> Accelerator:
     # cpu=True on a CPU-only machine: without it Accelerate ignores torchrun's WORLD_SIZE on CPU and
     # every process would think it is the only one; with it, processes join a gloo group.
     return Accelerator(
@@ -72,7 +74,7 @@ def make_accelerator(cfg: RunConfig) -> Accelerator:
 
 
 def optimizer_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
-    """No weight decay on biases and LayerNorm (BERT's recipe)."""
+    """No weight decay on biases and LayerNorm (BERT's recipe); frozen parameters left out."""
     decay, no_decay = [], []
     for name, p in model.named_parameters():
         if not p.requires_grad:
@@ -86,38 +88,29 @@ def epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:
     return np.random.default_rng([seed, epoch]).permutation(n)
 
 
-def total_steps_of(cfg: RunConfig, n_train: int) -> tuple[int, int]:
+def total_steps_of(cfg, n_train: int) -> tuple[int, int]:
     micro_per_epoch = math.ceil(n_train / cfg.train.batch_size)
     steps_per_epoch = math.ceil(micro_per_epoch / cfg.train.grad_accum)
-    total = cfg.train.max_steps or math.ceil(cfg.train.epochs * steps_per_epoch)
+    total = cfg.train.max_steps if cfg.train.max_steps is not None else math.ceil(cfg.train.epochs * steps_per_epoch)
     return total, steps_per_epoch
 
 
-@torch.no_grad()
-def evaluate(model, loaders: dict[str, DataLoader], task, accelerator: Accelerator) -> dict[str, dict[str, float]]:
-    """Metrics of every evaluation set, gathered over processes."""
+def evaluate(task: Task, model, loaders, accelerator) -> dict[str, Any]:
     was_training = model.training
     model.eval()
-    results = {}
-    for name, loader in loaders.items():
-        preds, golds = [], []
-        for batch in loader:
-            logits = model(**batch).logits
-            pred = logits.squeeze(-1) if task.is_regression else logits.argmax(-1)
-            pred, gold = accelerator.gather_for_metrics((pred, batch["labels"]))
-            preds.append(pred.float().cpu() if task.is_regression else pred.cpu())
-            golds.append(gold.cpu())
-        results[name] = glue_metrics(task.name, torch.cat(preds).numpy(), torch.cat(golds).numpy())
-    model.train(was_training)
-    return results
+    try:
+        return task.evaluate(model, loaders, accelerator)
+    finally:
+        model.train(was_training)
 
 
-def save_hf_checkpoint(folder: Path, model, tokenizer, masks, extra: dict[str, Any] | None = None) -> None:
+def save_hf_checkpoint(folder: Path, model, tokenizer, masks, task: Task, extra: dict[str, Any] | None = None) -> None:
     """A plain Hugging Face checkpoint (zeros baked in), the mask, and a metrics file, atomically."""
 
     def write(tmp: Path):
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
+        task.touch_up_checkpoint(tmp)
         if masks is not None and len(masks):
             masks.save(tmp / MASK_FILE)
         if extra is not None:
@@ -148,24 +141,23 @@ def save_training_state(root: Path, accelerator, model, optimizer, scheduler, me
 
 
 def load_training_state(folder: Path, accelerator, model, optimizer, scheduler, method) -> Progress:
+    rng = folder / f"rng-rank{accelerator.process_index}.json"
+    if not rng.exists():
+        raise BertpruneError(f"{folder} was written by fewer processes; resume with the same number of processes")
     load_model(accelerator.unwrap_model(model), str(folder / "model.safetensors"))
     optimizer.load_state_dict(ckpt.load_tree(folder, "optimizer"))
     scheduler.load_state_dict(json.loads((folder / "scheduler.json").read_text()))
     method.load_state_dict(ckpt.load_tree(folder, "method"))
-    rng = folder / f"rng-rank{accelerator.process_index}.json"
-    if not rng.exists():
-        raise BertpruneError(f"{folder} was written by fewer processes; resume with the same number of processes")
     ckpt.set_rng_state(ckpt.load_tree(folder, f"rng-rank{accelerator.process_index}"))
     return Progress(**json.loads((folder / "progress.json").read_text()))
 
 
-def finetune(cfg: RunConfig, resume: bool = False, overwrite: bool = False, quiet: bool = False) -> dict[str, Any]:
-    """Fine-tune (and prune) a model on a GLUE task; returns the run's results (also in results.json)."""
+def train(cfg, task: Task, resume: bool = False, overwrite: bool = False, quiet: bool = False) -> dict[str, Any]:
+    """Train (and prune) on ``task``; returns the run's results (also written to results.json)."""
     # --- set-up: every check happens here, before the first step ---------------------------------
     accelerator = make_accelerator(cfg)
     main = accelerator.is_main_process
     out = Path(cfg.output_dir)
-    task = get_task(cfg.data.task)
     action = check_output_dir(cfg, resume, overwrite)
     if cfg.train.batch_size % accelerator.num_processes:
         raise BertpruneError(
@@ -176,41 +168,38 @@ def finetune(cfg: RunConfig, resume: bool = False, overwrite: bool = False, quie
         shutil.rmtree(out)
     set_seed(cfg.train.seed)
 
-    model = load_sequence_classifier(cfg.model, task)
-    tokenizer = load_tokenizer(cfg.model)
-    data = load_glue(task.name, cfg.data.glue_dir, cfg.data.train_examples, cfg.data.eval_examples, cfg.train.seed)
-    with accelerator.main_process_first():
-        train_set = tokenize(data.train, tokenizer, task, cfg.data.max_length)
-        eval_sets = {k: tokenize(v, tokenizer, task, cfg.data.max_length) for k, v in data.eval.items()}
-    from transformers import DataCollatorWithPadding, get_linear_schedule_with_warmup
-
-    collate = DataCollatorWithPadding(tokenizer)
+    built = task.build(accelerator)
+    model, tokenizer, train_set = built.model, built.tokenizer, built.train_set
     total_steps, steps_per_epoch = total_steps_of(cfg, len(train_set))
-
     method = build_method(cfg.prune, cfg.targets)
     method.prepare(model, total_steps)  # errors (e.g. no prunable matrices) surface before training
-    optimizer = torch.optim.AdamW(optimizer_groups(model, cfg.train.weight_decay), lr=cfg.train.lr)
-    scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.train.warmup_ratio * total_steps), total_steps)
-    model, optimizer = accelerator.prepare(model, optimizer)
     eval_loaders = {
-        k: accelerator.prepare_data_loader(DataLoader(v, batch_size=cfg.train.eval_batch_size, collate_fn=collate))
-        for k, v in eval_sets.items()
+        k: accelerator.prepare_data_loader(DataLoader(v, batch_size=cfg.train.eval_batch_size, collate_fn=built.collate))
+        for k, v in built.eval_sets.items()
     }
-
-    progress = Progress()
+    last = ckpt.latest_checkpoint(out / CHECKPOINTS) if action == "resume" else None
     log = MetricsLog(out / "metrics.jsonl", enabled=main)
-    if action == "resume" and (last := ckpt.latest_checkpoint(out / CHECKPOINTS)) is not None:
-        progress = load_training_state(last, accelerator, model, optimizer, scheduler, method)
-        log.truncate_after(progress.step)
-        if main and not quiet:
-            tqdm.write(f"resuming {out} from step {progress.step}")
     if main:
         out.mkdir(parents=True, exist_ok=True)
         save_config(cfg, out / CONFIG_FILE)
 
+    progress = Progress()
+    if last is None:  # a fresh run: the task may prepare the model (e.g. train a missing head)
+        log.truncate_after(-1)
+        progress.before_training = task.before_training(built, eval_loaders, accelerator, log, quiet)
+    optimizer = torch.optim.AdamW(optimizer_groups(model, cfg.train.weight_decay), lr=cfg.train.lr)
+    from transformers import get_linear_schedule_with_warmup
+
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.train.warmup_ratio * total_steps), total_steps)
+    model, optimizer = accelerator.prepare(model, optimizer)
+    if last is not None:
+        progress = load_training_state(last, accelerator, model, optimizer, scheduler, method)
+        log.truncate_after(progress.step)
+        if main and not quiet:
+            tqdm.write(f"resuming {out} from step {progress.step}")
+
     eval_every = cfg.train.eval_every or steps_per_epoch
     save_every = cfg.train.save_every or eval_every
-    main_metric = task.main_metric
     unwrapped = accelerator.unwrap_model(model)
     bar = tqdm(total=total_steps, initial=progress.step, disable=not main or quiet, desc=f"{task.name} {method.name}")
     last_eval: dict[str, Any] | None = None
@@ -221,9 +210,9 @@ def finetune(cfg: RunConfig, resume: bool = False, overwrite: bool = False, quie
     while progress.step < total_steps:
         order = epoch_order(len(train_set), cfg.train.seed, progress.epoch)[progress.offset :]
         # Its own generator: creating a DataLoader iterator must not draw from the global RNG that
-        # dropout uses, or a resumed run would diverge from an uninterrupted one.
+        # dropout and masking use, or a resumed run would diverge from an uninterrupted one.
         loader = accelerator.prepare_data_loader(
-            DataLoader(train_set.select(order), batch_size=cfg.train.batch_size, collate_fn=collate,
+            DataLoader(train_set.select(order), batch_size=cfg.train.batch_size, collate_fn=built.collate,
                        generator=torch.Generator().manual_seed(cfg.train.seed))
         )
         step_start = time.perf_counter()
@@ -259,23 +248,24 @@ def finetune(cfg: RunConfig, resume: bool = False, overwrite: bool = False, quie
                     "lr": scheduler.get_last_lr()[0],
                     "grad_norm": float(grad_norm),
                     "target_sparsity": method.target_sparsity(progress.step),
-                    "sparsity": method.masks.sparsity(),
                     "sec_per_step": statistics.median(progress.step_seconds[-cfg.train.log_every :]),
+                    **method.log_metrics(),
                 }
                 log.write(record)
                 bar.set_postfix(loss=f"{record['loss']:.4f}", sparsity=f"{record['sparsity']:.3f}")
                 losses.clear()
 
             if progress.step % eval_every == 0 or progress.step == total_steps:
-                last_eval = {"step": progress.step, **evaluate(model, eval_loaders, task, accelerator)}
+                last_eval = {"step": progress.step, **evaluate(task, model, eval_loaders, accelerator)}
                 log.write({"step": progress.step, "eval": last_eval})
-                score = headline(last_eval["dev"], main_metric)
+                score = task.headline(last_eval)
                 if main and not quiet:
-                    tqdm.write(f"step {progress.step}: dev {main_metric}={score:.2f} sparsity={method.masks.sparsity():.4f}")
+                    tqdm.write(f"step {progress.step}: dev {task.main_metric}={score:.2f} "
+                               f"sparsity={method.log_metrics()['sparsity']:.4f}")
                 if method.reached_target(progress.step) and (progress.best is None or score > progress.best):
                     progress.best, progress.best_step = score, progress.step
                     if main:
-                        save_hf_checkpoint(out / BEST, unwrapped, tokenizer, method.masks, {"eval": last_eval})
+                        save_hf_checkpoint(out / BEST, unwrapped, tokenizer, method.masks, task, {"eval": last_eval})
             if progress.step % save_every == 0 and progress.step < total_steps:
                 save_training_state(out / CHECKPOINTS, accelerator, model, optimizer, scheduler, method, progress)
             step_start = time.perf_counter()
@@ -289,24 +279,27 @@ def finetune(cfg: RunConfig, resume: bool = False, overwrite: bool = False, quie
     if not bool((fingerprints == fingerprints[0]).all()):  # a bug, never a user error
         raise RuntimeError(f"masks differ between processes: {fingerprints.tolist()}")
     if last_eval is None or last_eval["step"] != progress.step:
-        last_eval = {"step": progress.step, **evaluate(model, eval_loaders, task, accelerator)}
+        last_eval = {"step": progress.step, **evaluate(task, model, eval_loaders, accelerator)}
+        log.write({"step": progress.step, "eval": last_eval, "after": "finalize"})
     results = {
         "task": task.name,
         "method": method.name,
         "target_sparsity": cfg.prune.sparsity,
-        "main_metric": main_metric,
+        "main_metric": task.main_metric,
         "final": last_eval,
-        "best": {"step": progress.best_step, main_metric: progress.best},
+        "best": {"step": progress.best_step, task.main_metric: progress.best},
         "steps": progress.step,
         "train_examples": len(train_set),
         "train_seconds": progress.train_seconds,
         "sec_per_step_median": statistics.median(progress.step_seconds) if progress.step_seconds else None,
         "prune_sec_per_step_median": statistics.median(progress.prune_seconds) if progress.prune_seconds else None,
         "processes": accelerator.num_processes,
+        "method_summary": method.summary(),
+        **progress.before_training,
     }
     if main:
-        save_hf_checkpoint(out / FINAL, unwrapped, tokenizer, masks, {"eval": last_eval})
-        report = write_report(out / FINAL, out, seq_len=cfg.data.max_length)
+        save_hf_checkpoint(out / FINAL, unwrapped, tokenizer, masks, task, {"eval": last_eval})
+        report = write_report(out, out, seq_len=task.seq_len)
         results["achieved_sparsity"] = report["sparsity"]["targeted"]
         results["nonzero_encoder_params"] = report["params"]["encoder_linear_nonzero"]
         ckpt.write_json(out / RESULTS_FILE, results)
@@ -314,3 +307,10 @@ def finetune(cfg: RunConfig, resume: bool = False, overwrite: bool = False, quie
     accelerator.wait_for_everyone()
     accelerator.end_training()
     return results
+
+
+def finetune(cfg, resume: bool = False, overwrite: bool = False, quiet: bool = False) -> dict[str, Any]:
+    """Fine-tune (and prune) a model on a GLUE task."""
+    from .tasks.glue import GlueTask
+
+    return train(cfg, GlueTask(cfg), resume=resume, overwrite=overwrite, quiet=quiet)

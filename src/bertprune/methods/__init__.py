@@ -8,13 +8,19 @@ from __future__ import annotations
 from ..config import PruneConfig, TargetConfig
 from ..errors import BertpruneError
 from .base import Dense, PruningMethod
+from .fixed import FixedMask
 from .magnitude import GradualMagnitude, OneShotMagnitude, lowest_k, magnitude_masks, masked_magnitude
+from .rpp import ReweightedProximal, prox_reweighted_l1, reweight
 
 __all__ = [
     "PruningMethod",
     "Dense",
     "OneShotMagnitude",
     "GradualMagnitude",
+    "ReweightedProximal",
+    "FixedMask",
+    "prox_reweighted_l1",
+    "reweight",
     "magnitude_masks",
     "masked_magnitude",
     "lowest_k",
@@ -25,9 +31,13 @@ __all__ = [
 def build_method(prune: PruneConfig, targets: TargetConfig | None = None) -> PruningMethod:
     """The method a config names."""
     if prune.method == "dense":
+        if prune.mask or prune.keep_zeros:
+            return FixedMask(prune.mask, prune.keep_zeros, targets)
         return Dense(targets)
     if prune.method == "oneshot":
         return OneShotMagnitude(prune.sparsity, prune.scope, targets)
     if prune.method == "gmp":
         return GradualMagnitude(prune.sparsity, prune.scope, prune.schedule, targets)
-    raise BertpruneError(f"unknown pruning method {prune.method!r}; choose dense, oneshot or gmp")
+    if prune.method == "rpp":
+        return ReweightedProximal(prune.sparsity, prune.scope, prune.rpp, prune.schedule, targets)
+    raise BertpruneError(f"unknown pruning method {prune.method!r}; choose dense, oneshot, gmp or rpp")

@@ -69,6 +69,24 @@ class PruningMethod:
             self.masks.apply()
         return self.masks
 
+    # --- reporting ----------------------------------------------------------------------------
+    def log_metrics(self) -> dict[str, Any]:
+        """Numbers for the run's metrics.jsonl at each log step: the sparsity of the targeted
+        matrices (exact zeros) and of each matrix, keyed ``<layer>.<role>``."""
+        if not self.targets:
+            return {"sparsity": 0.0}
+        per = {}
+        zeros = total = 0
+        for t in self.targets:
+            z = int((self.masks._params[t.name] == 0).sum())
+            per[f"{t.layer}.{t.role}" if t.layer is not None else t.name] = round(z / t.numel, 5)
+            zeros, total = zeros + z, total + t.numel
+        return {"sparsity": zeros / total, "matrix_sparsity": per}
+
+    def summary(self) -> dict[str, Any]:
+        """Facts about the finished pruning for results.json."""
+        return {"sparsity": self.masks.sparsity()} if len(self.masks) else {}
+
     # --- schedule -----------------------------------------------------------------------------
     def target_sparsity(self, step: int) -> float:
         """The sparsity the method aims at after ``step`` optimizer steps."""
