@@ -12,7 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-RESULTS = Path(__file__).resolve().parent / "results"
+#: where records go; a smoke run points this elsewhere with $BERTPRUNE_BENCH_RESULTS
+RESULTS = Path(os.environ.get("BERTPRUNE_BENCH_RESULTS", Path(__file__).resolve().parent / "results"))
 REPO = Path(__file__).resolve().parents[1]
 
 REQUIRED = ["benchmark", "task", "model", "method", "target_sparsity", "achieved_sparsity", "nonzero_encoder_params",

@@ -1,0 +1,285 @@
+"""Benchmark: RPP vs NIP (gradual magnitude) at the masked-LM stage, then each universal mask kept
+fixed while fine-tuning GLUE tasks, against dense fine-tuning.
+
+Stages (each appends records to ``results/rpp_universal.jsonl`` and rebuilds ``.md``):
+
+``head``      all-MiniLM-L6-v2 ships with an untrained MLM head: train it, encoder frozen (record:
+              held-out MLM accuracy before/after). Every later MLM run starts from this checkpoint.
+``sweep``     short target-mode RPP runs at 80% over ε, T and the γ controller's rate, plus fixed-γ
+              runs; the defaults in ``RppConfig`` were chosen from these records.
+``mlm``       RPP and NIP at 50/70/80/90% (same steps, same cubic schedule length, same recipe), and
+              a dense run of the same length: held-out MLM accuracy (``task: mlm``).
+``finetune``  each universal mask fixed (``method: rpp+mask`` / ``gmp+mask``) while fine-tuning MRPC,
+              STS-B, RTE, CoLA and SST-2 (seeded subsamples of the training sets, full dev sets);
+              against the original dense model (``dense``) and the dense model after the same
+              masked-LM stage (``dense+mlm``), all with one recipe.
+
+    python benchmarks/rpp_universal.py --stage head sweep mlm finetune \\
+        --text-dir ../shared/data/text --glue-dir ../shared/data/glue
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import records  # noqa: E402
+
+BENCHMARK = "rpp_universal"
+MODEL = "all-MiniLM-L6-v2"
+SPARSITIES = [0.5, 0.7, 0.8, 0.9]
+TASKS = ["mrpc", "stsb", "rte", "cola", "sst2"]
+MAIN = {"sst2": "accuracy", "mrpc": "f1", "stsb": "spearman", "cola": "mcc", "rte": "accuracy"}
+FT_TRAIN_EXAMPLES = 2000
+HEAD = {"head.steps": 300, "head.lr": 1e-3}
+MLM = {  # the masked-LM stage recipe, the same for RPP, NIP and dense
+    "data.block_size": 128, "data.validation_fraction": 0.05, "data.eval_blocks": 1000,
+    "train.batch_size": 32, "train.lr": 1e-4, "train.warmup_ratio": 0.06, "train.weight_decay": 0.01,
+    "train.log_every": 10, "prune.schedule.start": 0.0, "prune.schedule.end": 0.7,
+}
+MLM_STEPS = 400
+SWEEP_STEPS = 150
+FT = {  # the fine-tuning recipe, the same for every run
+    "train.epochs": 3, "train.batch_size": 32, "train.lr": 1e-4, "train.warmup_ratio": 0.06,
+    "train.weight_decay": 0.01, "data.max_length": 128, "train.log_every": 20,
+}
+
+
+def _quiet():
+    from bertprune.cli import _quiet_libraries
+
+    _quiet_libraries()
+
+
+def _overrides(d: dict) -> list[str]:
+    return [f"{k}={v}" for k, v in d.items()]
+
+
+def _mlm_record(args, results, method, sparsity, steps, notes, stage, extra_args):
+    dev = results["final"]["dev"]
+    blocks = results["train_examples"]
+    return {
+        "benchmark": BENCHMARK, "task": "mlm", "model": MODEL, "method": method,
+        "target_sparsity": sparsity, "achieved_sparsity": round(results["achieved_sparsity"], 6),
+        "nonzero_encoder_params": results["nonzero_encoder_params"],
+        "metrics": {k: dev[k] for k in ("mlm_accuracy", "mlm_loss", "mlm_perplexity")},
+        "main_metric": round(100 * dev["mlm_accuracy"], 2), "split": "held-out 5% of ../shared/data/text (1000 blocks)",
+        "seed": args.seed, "train_examples": steps * MLM["train.batch_size"],
+        "epochs": round(steps * MLM["train.batch_size"] / blocks, 4), "train_seconds": round(results["train_seconds"], 1),
+        "sec_per_step": round(results["sec_per_step_median"] or 0.0, 4), "steps": steps,
+        "method_summary": results.get("method_summary"), "head_training": results.get("head_training"),
+        "stage": stage,
+        "command": records.command_line("benchmarks/rpp_universal.py", ["--stage", stage, *extra_args]),
+        "git_commit": args.commit, "machine": records.machine(),
+        "notes": f"{notes}; block 128 tokens, batch 32; recipe {json.dumps(MLM, sort_keys=True)}; train_examples = blocks seen",
+    }
+
+
+def _pretrain(args, name, overrides, steps):
+    from bertprune.config import PretrainConfig, load_config
+    from bertprune.pretrain import pretrain
+
+    cfg = load_config(None, _overrides(MLM) + [f"data.text_dir={args.text_dir}", f"train.max_steps={steps}",
+                                              f"train.eval_every={steps}", f"train.seed={args.seed}",
+                                              f"output_dir={Path(args.out_dir) / name}"] + overrides, schema=PretrainConfig)
+    return pretrain(cfg, overwrite=True, quiet=args.quiet)
+
+
+def head_checkpoint(args) -> Path:
+    return Path(args.out_dir) / "head" / "final"
+
+
+def stage_head(args):
+    res = _pretrain(args, "head", [f"model.name={MODEL}", "prune.method=dense"] + _overrides(HEAD), 0)
+    rec = _mlm_record(args, res, "dense", 0.0, 0, f"head only: {HEAD['head.steps']} steps, encoder frozen",
+                      "head", ["--text-dir", args.text_dir])
+    rec["metrics"]["mlm_accuracy_before_head"] = res["head_training"]["before"]["mlm_accuracy"]
+    records.append(BENCHMARK, rec)
+
+
+def _rpp_name(sparsity, extra):
+    return "rpp-" + str(sparsity) + "".join("-" + e.split("=")[0].split(".")[-1] + e.split("=")[1] for e in extra)
+
+
+def stage_sweep(args):
+    base = [f"model.name={head_checkpoint(args)}", "prune.method=rpp"]
+    grid = [[f"prune.rpp.eps={e}", f"prune.rpp.reweight_every={t}", "prune.rpp.gamma_rate=1.05"]
+            for e in (1e-4, 1e-3, 1e-2) for t in (10, 50)]
+    grid += [[f"prune.rpp.eps=1e-3", f"prune.rpp.reweight_every=50", f"prune.rpp.gamma_rate={r}"] for r in (1.02, 1.1)]
+    for extra in grid:  # target mode at 80%
+        res = _pretrain(args, "sweep-" + _rpp_name(0.8, extra), base + ["prune.sparsity=0.8"] + extra, SWEEP_STEPS)
+        records.append(BENCHMARK, _mlm_record(args, res, "rpp", 0.8, SWEEP_STEPS, "sweep (target mode) " + " ".join(extra),
+                                              "sweep", ["--text-dir", args.text_dir]))
+    for gamma in (1e-3, 1e-2, 3e-2):  # fixed-gamma mode: what sparsity does a gamma give?
+        extra = [f"prune.rpp.gamma={gamma}", "prune.rpp.eps=1e-3", "prune.rpp.reweight_every=50"]
+        res = _pretrain(args, "sweep-" + _rpp_name(0.0, extra), base + ["prune.sparsity=0.0"] + extra, SWEEP_STEPS)
+        records.append(BENCHMARK, _mlm_record(args, res, "rpp", 0.0, SWEEP_STEPS, "sweep (fixed gamma) " + " ".join(extra),
+                                              "sweep", ["--text-dir", args.text_dir]))
+
+
+def mlm_run_dir(args, method, sparsity) -> Path:
+    return Path(args.out_dir) / f"mlm-{method}-{sparsity}"
+
+
+def stage_mlm(args):
+    base = [f"model.name={head_checkpoint(args)}"]
+    runs = [("dense", 0.0)] if "dense" in args.methods else []
+    runs += [(m, s) for m in ("rpp", "gmp") if m in args.methods for s in args.sparsities]
+    for method, s in runs:
+        extra = [f"prune.method={method}", f"prune.sparsity={s}"] + (["prune.schedule.every=10"] if method == "gmp" else [])
+        res = _pretrain(args, mlm_run_dir(args, method, s).name, base + extra, MLM_STEPS)
+        records.append(BENCHMARK, _mlm_record(args, res, method, s, MLM_STEPS, f"MLM stage, {MLM_STEPS} steps from the head checkpoint",
+                                              "mlm", ["--text-dir", args.text_dir, "--methods", method, "--sparsities", str(s)]))
+
+
+def stage_finetune(args):
+    from bertprune.config import load_config
+    from bertprune.report import sparsity_report
+    from bertprune.train import finetune
+
+    runs = []
+    if "dense" in args.methods:
+        runs += [("dense", 0.0, MODEL, None), ("dense+mlm", 0.0, str(mlm_run_dir(args, "dense", 0.0) / "final"), None)]
+    for m in ("rpp", "gmp"):
+        if m in args.methods:
+            for s in args.sparsities:
+                final = mlm_run_dir(args, m, s) / "final"
+                runs.append((f"{m}+mask", s, str(final), str(final / "mask.safetensors")))
+    for method, s, model, mask in runs:
+        for task in args.tasks:
+            out = Path(args.out_dir) / f"ft-{method}-{s}-{task}"
+            overrides = _overrides(FT) + [f"data.task={task}", f"data.glue_dir={args.glue_dir}", f"model.name={model}",
+                                          f"data.train_examples={FT_TRAIN_EXAMPLES}", f"train.seed={args.seed}", f"output_dir={out}"]
+            if mask:
+                overrides.append(f"prune.mask={mask}")
+            res = finetune(load_config(None, overrides), overwrite=True, quiet=args.quiet)
+            report = sparsity_report(out)
+            dev = res["final"]["dev"]
+            records.append(BENCHMARK, {
+                "benchmark": BENCHMARK, "task": task, "model": MODEL, "method": method, "target_sparsity": s,
+                "achieved_sparsity": round(res["achieved_sparsity"], 6), "nonzero_encoder_params": res["nonzero_encoder_params"],
+                "metrics": dev, "main_metric": round(100 * dev[MAIN[task]], 2), "split": "dev", "seed": args.seed,
+                "train_examples": res["train_examples"], "epochs": FT["train.epochs"],
+                "train_seconds": round(res["train_seconds"], 1), "sec_per_step": round(res["sec_per_step_median"], 4),
+                "mask_equals_universal": report.get("universal_mask", {}).get("mask_equal"),
+                "stage": "finetune",
+                "command": records.command_line("benchmarks/rpp_universal.py", [
+                    "--stage", "finetune", "--glue-dir", args.glue_dir, "--methods", method.split("+")[0],
+                    "--sparsities", str(s), "--tasks", task]),
+                "git_commit": args.commit, "machine": records.machine(),
+                "notes": (f"fine-tuned from {'the original model' if method == 'dense' else 'the MLM-stage checkpoint'}"
+                          + (", universal mask kept fixed" if mask else "")
+                          + f"; seeded subsample of {FT_TRAIN_EXAMPLES} training examples, full dev set; "
+                          f"recipe {json.dumps(FT, sort_keys=True)}; needs the mlm stage's checkpoints in --out-dir"),
+            })
+
+
+# --- the Markdown table ------------------------------------------------------------------------
+def table() -> str:
+    recs = records.read(BENCHMARK)
+    mlm = records.latest([r for r in recs if r.get("stage") == "mlm"], key=lambda r: (r["method"], r["target_sparsity"]))
+    ft = records.latest([r for r in recs if r.get("stage") == "finetune"], key=lambda r: (r["task"], r["method"], r["target_sparsity"]))
+    sweep = [r for r in recs if r.get("stage") == "sweep"]
+    head = [r for r in recs if r.get("stage") == "head"]
+    lines = ["# RPP vs NIP at the masked-LM stage, then the universal mask fixed while fine-tuning", ""]
+    if head:
+        h = head[-1]
+        lines += [f"Head training (encoder frozen, {HEAD['head.steps']} steps): held-out MLM accuracy "
+                  f"{100 * h['metrics']['mlm_accuracy_before_head']:.2f} → {h['main_metric']:.2f}.", ""]
+    if mlm:
+        dense = mlm.get(("dense", 0.0))
+        lines += ["## Masked-LM stage: held-out MLM accuracy", "",
+                  f"{MLM_STEPS} steps of batch 32 × 128 tokens from the head-trained checkpoint; NIP = gradual magnitude "
+                  "pruning; RPP in target-sparsity mode (γ steered along the same cubic schedule, hard cut at 70% of "
+                  "the steps, then the mask fixed, as for NIP).", "",
+                  "| sparsity | dense | NIP (gmp) | RPP | RPP: zeros from proximal steps | RPP: added by the cut |",
+                  "|---|---|---|---|---|---|"]
+        for s in sorted({k[1] for k in mlm if k[0] != "dense"}):
+            g, r = mlm.get(("gmp", s)), mlm.get(("rpp", s))
+            ms = (r or {}).get("method_summary") or {}
+            lines.append(f"| {s:.2f} | {dense['main_metric']:.2f} | {g['main_metric'] if g else '-'} | {r['main_metric'] if r else '-'} | "
+                         f"{ms.get('sparsity_from_proximal_steps', float('nan')):.3f} | {ms.get('sparsity_added_by_cut', float('nan')):.3f} |"
+                         if dense else f"| {s:.2f} | - | {g['main_metric'] if g else '-'} | {r['main_metric'] if r else '-'} | | |")
+        lines.append("")
+    if ft:
+        methods = sorted({(k[1], k[2]) for k in ft}, key=lambda m: (m[1], m[0]))
+        lines += ["## Fine-tuning with the universal mask fixed (dev metric, 0-100)", "",
+                  f"Seeded subsamples of {FT_TRAIN_EXAMPLES} training examples per task, full dev sets, 3 epochs, one recipe. "
+                  "Share = average over tasks / the dense average.", "",
+                  "| method | sparsity | " + " | ".join(f"{t} ({MAIN[t]})" for t in TASKS) + " | average | share of dense | mask = universal |",
+                  "|---|---|" + "---|" * (len(TASKS) + 3)]
+        dense_avg = None
+        rows = []
+        for m, s in methods:
+            vals = [ft.get((t, m, s), {}).get("main_metric") for t in TASKS]
+            avg = statistics.mean(vals) if all(v is not None for v in vals) else None
+            if m == "dense":
+                dense_avg = avg
+            eq = {ft[(t, m, s)].get("mask_equals_universal") for t in TASKS if (t, m, s) in ft}
+            rows.append((m, s, vals, avg, eq))
+        for m, s, vals, avg, eq in rows:
+            share = f"{100 * avg / dense_avg:.1f}%" if avg is not None and dense_avg else "-"
+            lines.append(f"| {m} | {s:.2f} | " + " | ".join(f"{v:.2f}" if v is not None else "-" for v in vals)
+                         + f" | {avg:.2f} | {share} | {'yes' if eq == {True} else ('-' if eq <= {None} else 'NO')} |"
+                         if avg is not None else f"| {m} | {s:.2f} | " + " | ".join(f"{v:.2f}" if v is not None else "-" for v in vals) + " | - | - | |")
+        lines.append("")
+    if sweep:
+        lines += ["## RPP hyper-parameter sweep (short runs, 150 steps)", "",
+                  "| mode | settings | achieved sparsity | from proximal steps | MLM accuracy |", "|---|---|---|---|---|"]
+        for r in sweep:
+            ms = r.get("method_summary") or {}
+            lines.append(f"| {ms.get('mode')} | {r['notes'].split(') ', 1)[-1]} | {r['achieved_sparsity']:.4f} | "
+                         f"{ms.get('sparsity_from_proximal_steps', r['achieved_sparsity']):.4f} | {r['main_metric']:.2f} |")
+        lines.append("")
+    some = next(iter(recs), None)
+    if some:
+        lines += [f"Machine: {some['machine']}. Commands, commits and recipes: the records in `rpp_universal.jsonl`."]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--stage", nargs="+", choices=["head", "sweep", "mlm", "finetune"], default=[])
+    p.add_argument("--text-dir", default=os.environ.get("BERTPRUNE_TEXT_DIR"))
+    p.add_argument("--glue-dir", default=os.environ.get("BERTPRUNE_GLUE_DIR"))
+    p.add_argument("--methods", nargs="+", default=["dense", "rpp", "gmp"], choices=["dense", "rpp", "gmp"])
+    p.add_argument("--sparsities", nargs="+", type=float, default=SPARSITIES)
+    p.add_argument("--tasks", nargs="+", default=TASKS, choices=TASKS)
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--out-dir", default="runs/bench-rpp-universal")
+    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--smoke", action="store_true", help="a tiny version of every stage, to check the script (records go "
+                   "to $BERTPRUNE_BENCH_RESULTS, which must be set)")
+    args = p.parse_args()
+    if args.smoke:
+        global MLM_STEPS, SWEEP_STEPS, FT_TRAIN_EXAMPLES
+        if "BERTPRUNE_BENCH_RESULTS" not in os.environ:
+            p.error("--smoke needs $BERTPRUNE_BENCH_RESULTS, so that no smoke record lands in benchmarks/results")
+        MLM_STEPS, SWEEP_STEPS, FT_TRAIN_EXAMPLES = 3, 3, 32
+        HEAD["head.steps"] = 2
+        MLM.update({"data.max_documents": 400, "data.eval_blocks": 16, "train.batch_size": 8})
+        FT.update({"train.epochs": 1, "train.batch_size": 8})
+    args.commit = records.git_commit()
+    if set(args.stage) & {"head", "sweep", "mlm"} and not args.text_dir:
+        p.error("--text-dir (or $BERTPRUNE_TEXT_DIR) is required for the masked-LM stages")
+    if "finetune" in args.stage and not args.glue_dir:
+        p.error("--glue-dir (or $BERTPRUNE_GLUE_DIR) is required for the finetune stage")
+    _quiet()
+    for stage in ("head", "sweep", "mlm", "finetune"):
+        if stage in args.stage:
+            start = time.time()
+            globals()[f"stage_{stage}"](args)
+            print(f"stage {stage} done in {time.time() - start:.0f} s", flush=True)
+            (records.RESULTS / f"{BENCHMARK}.md").write_text(table())
+    (records.RESULTS / f"{BENCHMARK}.md").write_text(table())
+    print(table())
+
+
+if __name__ == "__main__":
+    main()
