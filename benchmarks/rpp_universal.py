@@ -127,15 +127,29 @@ def mlm_run_dir(args, method, sparsity) -> Path:
     return Path(args.out_dir) / f"mlm-{method}-{sparsity}"
 
 
+def best_sweep_settings() -> list[str]:
+    """The target-mode sweep settings with the best held-out MLM accuracy."""
+    sweep = [r for r in records.read(BENCHMARK) if r.get("stage") == "sweep" and r["target_sparsity"] > 0]
+    if not sweep:
+        raise SystemExit("--rpp-from-sweep: no sweep records yet; run --stage sweep first")
+    best = max(sweep, key=lambda r: r["main_metric"])
+    return best["notes"].split("sweep (target mode) ", 1)[1].split(";")[0].split()
+
+
 def stage_mlm(args):
     base = [f"model.name={head_checkpoint(args)}"]
+    rpp_settings = best_sweep_settings() if args.rpp_from_sweep else list(args.rpp_settings)
     runs = [("dense", 0.0)] if "dense" in args.methods else []
     runs += [(m, s) for m in ("rpp", "gmp") if m in args.methods for s in args.sparsities]
     for method, s in runs:
-        extra = [f"prune.method={method}", f"prune.sparsity={s}"] + (["prune.schedule.every=10"] if method == "gmp" else [])
+        extra = [f"prune.method={method}", f"prune.sparsity={s}"]
+        extra += ["prune.schedule.every=10"] if method == "gmp" else rpp_settings if method == "rpp" else []
         res = _pretrain(args, mlm_run_dir(args, method, s).name, base + extra, MLM_STEPS)
-        records.append(BENCHMARK, _mlm_record(args, res, method, s, MLM_STEPS, f"MLM stage, {MLM_STEPS} steps from the head checkpoint",
-                                              "mlm", ["--text-dir", args.text_dir, "--methods", method, "--sparsities", str(s)]))
+        cmd = ["--text-dir", args.text_dir, "--methods", method, "--sparsities", str(s)]
+        if method == "rpp" and rpp_settings:
+            cmd += ["--rpp-settings", *rpp_settings]
+        records.append(BENCHMARK, _mlm_record(args, res, method, s, MLM_STEPS, f"MLM stage, {MLM_STEPS} steps from the head "
+                                              f"checkpoint{'; ' + ' '.join(rpp_settings) if method == 'rpp' else ''}", "mlm", cmd))
 
 
 def stage_finetune(args):
@@ -234,7 +248,7 @@ def table() -> str:
                   "| mode | settings | achieved sparsity | from proximal steps | MLM accuracy |", "|---|---|---|---|---|"]
         for r in sweep:
             ms = r.get("method_summary") or {}
-            lines.append(f"| {ms.get('mode')} | {r['notes'].split(') ', 1)[-1]} | {r['achieved_sparsity']:.4f} | "
+            lines.append(f"| {ms.get('mode')} | {r['notes'].split(') ', 1)[-1].split(';')[0]} | {r['achieved_sparsity']:.4f} | "
                          f"{ms.get('sparsity_from_proximal_steps', r['achieved_sparsity']):.4f} | {r['main_metric']:.2f} |")
         lines.append("")
     some = next(iter(recs), None)
@@ -253,6 +267,9 @@ def main() -> None:
     p.add_argument("--tasks", nargs="+", default=TASKS, choices=TASKS)
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--out-dir", default="runs/bench-rpp-universal")
+    p.add_argument("--rpp-settings", nargs="*", default=[], metavar="prune.rpp.KEY=VALUE",
+                   help="RPP settings for the mlm stage (default: bertprune's defaults)")
+    p.add_argument("--rpp-from-sweep", action="store_true", help="mlm stage: use the best target-mode sweep settings")
     p.add_argument("--quiet", action="store_true")
     p.add_argument("--smoke", action="store_true", help="a tiny version of every stage, to check the script (records go "
                    "to $BERTPRUNE_BENCH_RESULTS, which must be set)")

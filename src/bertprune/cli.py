@@ -88,6 +88,26 @@ def _add_run_flags(p):
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
+DISTILL_FLAGS = {**FINETUNE_FLAGS, "teacher": "distill.teacher", "student": "model.name", "temperature": "distill.temperature"}
+
+
+def _add_distill(sub):
+    p = _run_parser(
+        sub, "distill", "prune a pre-trained student while distilling a fine-tuned teacher (SparseBERT)",
+        "Knowledge-aware pruning while distilling. Loss = attention-score MSE + hidden-state MSE + soft cross-entropy "
+        "(weights distill.attn_weight, distill.hidden_weight, distill.pred_weight); pruning = prune.method "
+        "(default gmp to prune.sparsity 0.9, schedule ending at half of training; dense = distillation only).",
+    )
+    p.add_argument("--task", help="GLUE task")
+    p.add_argument("--teacher", help="dense model fine-tuned on the task (a `bertprune finetune` run folder or HF checkpoint)")
+    p.add_argument("--student", help="the student's starting checkpoint (default all-MiniLM-L6-v2, pre-trained)")
+    p.add_argument("--temperature", type=float, help="τ of the soft cross-entropy (default 1)")
+    p.add_argument("--glue-dir", help="local GLUE folder; default $BERTPRUNE_GLUE_DIR, else the hub")
+    p.add_argument("--train-examples", type=int, help="subsample the training set")
+    p.add_argument("--max-length", type=int)
+    _add_run_flags(p)
+
+
 def _add_pretrain(sub):
     p = _run_parser(
         sub, "pretrain", "masked-LM (pre-training) stage with any pruning method; writes a pruned checkpoint and its mask",
@@ -127,6 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     _add_finetune(sub)
     _add_pretrain(sub)
+    _add_distill(sub)
     _add_report(sub)
     _add_demo(sub)
     return parser
@@ -158,7 +179,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser = build_parser()
     args, rest = parser.parse_known_args(argv)
     stray = [r for r in rest if r.startswith("-") or "=" not in r]
-    if stray or (rest and args.command not in ("finetune", "pretrain")):
+    if stray or (rest and args.command not in ("finetune", "pretrain", "distill")):
         parser.error(f"unrecognized arguments: {' '.join(stray or rest)}")
     if rest:
         args.overrides = list(args.overrides) + rest
@@ -183,6 +204,13 @@ def run(argv: list[str] | None = None) -> int:
         results = pretrain(cfg, resume=args.resume, overwrite=args.overwrite, quiet=args.quiet)
         print(json.dumps({"output_dir": cfg.output_dir, "final": results["final"],
                           "mask": str(Path(cfg.output_dir) / "final" / "mask.safetensors")}, indent=1))
+    elif args.command == "distill":
+        from .config import DistillRunConfig, load_config
+        from .train import distill
+
+        cfg = load_config(args.config, flag_overrides(args, DISTILL_FLAGS), schema=DistillRunConfig)
+        results = distill(cfg, resume=args.resume, overwrite=args.overwrite, quiet=args.quiet)
+        print(json.dumps({"output_dir": cfg.output_dir, "final": results["final"]}, indent=1))
     elif args.command == "report":
         from .report import sparsity_report, to_markdown
 

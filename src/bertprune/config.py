@@ -141,6 +141,29 @@ class RunConfig:
 
 
 @dataclass
+class DistillConfig:
+    """Knowledge-aware pruning while distilling; see :mod:`bertprune.methods.distill`."""
+
+    #: The dense teacher fine-tuned on the task: a `bertprune finetune` run folder or any HF checkpoint.
+    teacher: str = ""
+    attn_weight: float = 1.0
+    hidden_weight: float = 1.0
+    pred_weight: float = 1.0
+    #: weight of the ordinary task loss on the gold labels (0 in SparseBERT)
+    task_weight: float = 0.0
+    temperature: float = 1.0
+
+
+@dataclass
+class DistillRunConfig(RunConfig):
+    """``bertprune distill``: a fine-tuning run whose loss is the distillation loss."""
+
+    output_dir: str = "runs/distill"
+    distill: DistillConfig = field(default_factory=DistillConfig)
+    prune: PruneConfig = field(default_factory=lambda: PruneConfig(method="gmp", sparsity=0.9, schedule=ScheduleConfig(end=0.5)))
+
+
+@dataclass
 class TextDataConfig:
     """Plain text for the masked-LM stage; see :mod:`bertprune.data.text`."""
 
@@ -295,6 +318,15 @@ def validate(cfg) -> None:
         get_task(data.task)  # unknown task → error listing the tasks
         if data.max_length < 8:
             raise BertpruneError(f"data.max_length must be >= 8 tokens, got {data.max_length}")
+    distill = getattr(cfg, "distill", None)
+    if distill is not None:
+        if not distill.teacher:
+            raise BertpruneError("distillation needs a teacher: --teacher PATH (a dense model fine-tuned on the task)")
+        weights = (distill.attn_weight, distill.hidden_weight, distill.pred_weight, distill.task_weight)
+        if min(weights) < 0 or max(weights) == 0:
+            raise BertpruneError(f"distill weights must be >= 0 and not all 0, got {weights}")
+        if distill.temperature <= 0:
+            raise BertpruneError(f"distill.temperature must be > 0, got {distill.temperature}")
     targets = getattr(cfg, "targets", None)
     if targets is not None:
         bad = [r for r in targets.roles if r not in ROLES and r not in targets.patterns]

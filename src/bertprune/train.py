@@ -35,7 +35,7 @@ from . import checkpoint as ckpt
 from .config import save_config
 from .errors import BertpruneError
 from .masks import MASK_FILE
-from .methods import build_method
+from .methods import PruningMethod, build_method
 from .report import write_report
 from .rundir import BEST, CHECKPOINTS, CONFIG_FILE, FINAL, RESULTS_FILE, check_output_dir
 from .runlog import MetricsLog
@@ -152,8 +152,10 @@ def load_training_state(folder: Path, accelerator, model, optimizer, scheduler, 
     return Progress(**json.loads((folder / "progress.json").read_text()))
 
 
-def train(cfg, task: Task, resume: bool = False, overwrite: bool = False, quiet: bool = False) -> dict[str, Any]:
-    """Train (and prune) on ``task``; returns the run's results (also written to results.json)."""
+def train(cfg, task: Task, resume: bool = False, overwrite: bool = False, quiet: bool = False,
+          method: PruningMethod | None = None) -> dict[str, Any]:
+    """Train (and prune) on ``task`` with ``method`` (default: the one ``cfg.prune`` names);
+    returns the run's results (also written to results.json)."""
     # --- set-up: every check happens here, before the first step ---------------------------------
     accelerator = make_accelerator(cfg)
     main = accelerator.is_main_process
@@ -171,7 +173,7 @@ def train(cfg, task: Task, resume: bool = False, overwrite: bool = False, quiet:
     built = task.build(accelerator)
     model, tokenizer, train_set = built.model, built.tokenizer, built.train_set
     total_steps, steps_per_epoch = total_steps_of(cfg, len(train_set))
-    method = build_method(cfg.prune, cfg.targets)
+    method = method or build_method(cfg.prune, cfg.targets)
     method.prepare(model, total_steps)  # errors (e.g. no prunable matrices) surface before training
     eval_loaders = {
         k: accelerator.prepare_data_loader(DataLoader(v, batch_size=cfg.train.eval_batch_size, collate_fn=built.collate))
@@ -187,7 +189,9 @@ def train(cfg, task: Task, resume: bool = False, overwrite: bool = False, quiet:
     if last is None:  # a fresh run: the task may prepare the model (e.g. train a missing head)
         log.truncate_after(-1)
         progress.before_training = task.before_training(built, eval_loaders, accelerator, log, quiet)
-    optimizer = torch.optim.AdamW(optimizer_groups(model, cfg.train.weight_decay), lr=cfg.train.lr)
+    extra_params = method.extra_parameters()  # e.g. the hidden-state projection of distillation
+    groups = optimizer_groups(model, cfg.train.weight_decay) + ([{"params": extra_params, "weight_decay": 0.0}] if extra_params else [])
+    optimizer = torch.optim.AdamW(groups, lr=cfg.train.lr)
     from transformers import get_linear_schedule_with_warmup
 
     scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.train.warmup_ratio * total_steps), total_steps)
@@ -227,6 +231,9 @@ def train(cfg, task: Task, resume: bool = False, overwrite: bool = False, quiet:
                 losses.append(loss.detach().float().item())
                 if not accelerator.sync_gradients:
                     continue
+                if extra_params and accelerator.num_processes > 1:  # outside DDP: average by hand
+                    for p in extra_params:
+                        p.grad = accelerator.reduce(p.grad, reduction="mean")
                 grad_norm = accelerator.clip_grad_norm_(model.parameters(), cfg.train.max_grad_norm)
                 optimizer.step()
                 progress.step += 1
@@ -314,3 +321,14 @@ def finetune(cfg, resume: bool = False, overwrite: bool = False, quiet: bool = F
     from .tasks.glue import GlueTask
 
     return train(cfg, GlueTask(cfg), resume=resume, overwrite=overwrite, quiet=quiet)
+
+
+def distill(cfg, resume: bool = False, overwrite: bool = False, quiet: bool = False) -> dict[str, Any]:
+    """Prune ``cfg.model`` (the student) while distilling ``cfg.distill.teacher`` on a GLUE task."""
+    from .methods.distill import Distillation
+    from .tasks.glue import GlueTask
+
+    task = GlueTask(cfg)
+    method = Distillation(build_method(cfg.prune, cfg.targets), lambda: task.load_teacher(cfg.distill.teacher),
+                          cfg.distill, regression=task.spec.is_regression)
+    return train(cfg, task, resume=resume, overwrite=overwrite, quiet=quiet, method=method)

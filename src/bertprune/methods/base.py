@@ -59,6 +59,10 @@ class PruningMethod:
         """The loss to minimise, given the task loss and the model outputs. Default: the task loss."""
         return task_loss
 
+    def extra_parameters(self) -> list[torch.nn.Parameter]:
+        """Parameters the method trains besides the model's (the loop adds them to the optimizer)."""
+        return []
+
     def after_step(self, step: int, optimizer: torch.optim.Optimizer) -> None:
         """After each optimizer step: re-apply the masks (and zero optimizer state at pruned places)."""
         self.masks.apply(optimizer)

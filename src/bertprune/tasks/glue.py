@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from ..data.glue import get_task, load_glue, tokenize
+from ..errors import BertpruneError
 from ..metrics import glue_metrics
 from ..models import load_sequence_classifier, load_tokenizer
 from .base import Built, Task
@@ -29,6 +30,27 @@ class GlueTask(Task):
             train_set = tokenize(data.train, tokenizer, spec, cfg.data.max_length)
             eval_sets = {k: tokenize(v, tokenizer, spec, cfg.data.max_length) for k, v in data.eval.items()}
         return Built(model, tokenizer, train_set, eval_sets, DataCollatorWithPadding(tokenizer))
+
+    def load_teacher(self, path: str):
+        """A model fine-tuned on this task (a run folder's final/ or any HF checkpoint)."""
+        from pathlib import Path
+
+        from transformers import AutoModelForSequenceClassification
+
+        from ..config import ModelConfig
+        from ..models import load_model
+
+        folder = Path(path)
+        if (folder / "final" / "config.json").is_file():  # a bertprune run folder
+            folder = folder / "final"
+        model, info = load_model(ModelConfig(name=str(folder)), AutoModelForSequenceClassification, output_loading_info=True)
+        head = [k for k in info["missing_keys"] if "classifier" in k or "score" in k]
+        if head:
+            raise BertpruneError(
+                f"teacher {path} has no trained classification head (missing {head[0]}); pass a model "
+                f"fine-tuned on {self.name}, e.g. the final/ folder of `bertprune finetune --task {self.name}`"
+            )
+        return model
 
     @torch.no_grad()
     def evaluate(self, model, loaders, accelerator):
