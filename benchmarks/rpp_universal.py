@@ -111,12 +111,12 @@ def stage_sweep(args):
     base = [f"model.name={head_checkpoint(args)}", "prune.method=rpp"]
     grid = [[f"prune.rpp.eps={e}", f"prune.rpp.reweight_every={t}", "prune.rpp.gamma_rate=1.05"]
             for e in (1e-4, 1e-3, 1e-2) for t in (10, 50)]
-    grid += [[f"prune.rpp.eps=1e-3", f"prune.rpp.reweight_every=50", f"prune.rpp.gamma_rate={r}"] for r in (1.02, 1.1)]
+    grid += [["prune.rpp.eps=1e-3", "prune.rpp.reweight_every=50", f"prune.rpp.gamma_rate={r}"] for r in (1.02, 1.1)]
     for extra in grid:  # target mode at 80%
         res = _pretrain(args, "sweep-" + _rpp_name(0.8, extra), base + ["prune.sparsity=0.8"] + extra, SWEEP_STEPS)
         records.append(BENCHMARK, _mlm_record(args, res, "rpp", 0.8, SWEEP_STEPS, "sweep (target mode) " + " ".join(extra),
                                               "sweep", ["--text-dir", args.text_dir]))
-    for gamma in (1e-3, 1e-2, 3e-2):  # fixed-gamma mode: what sparsity does a gamma give?
+    for gamma in (0.1, 1.0, 10.0):  # fixed-gamma mode: what sparsity does a gamma give?
         extra = [f"prune.rpp.gamma={gamma}", "prune.rpp.eps=1e-3", "prune.rpp.reweight_every=50"]
         res = _pretrain(args, "sweep-" + _rpp_name(0.0, extra), base + ["prune.sparsity=0.0"] + extra, SWEEP_STEPS)
         records.append(BENCHMARK, _mlm_record(args, res, "rpp", 0.0, SWEEP_STEPS, "sweep (fixed gamma) " + " ".join(extra),

@@ -80,7 +80,7 @@ class RppConfig:
 
     #: γ, the weight of the reweighted L1 penalty. With ``prune.sparsity`` > 0 it is the starting
     #: value that the controller then adjusts; with ``prune.sparsity`` = 0 it stays fixed.
-    gamma: float = 1e-3
+    gamma: float = 0.1
     #: ε in the reweighting α = 1/(|w| + ε).
     eps: float = 1e-3
     #: T: recompute α every T optimizer steps (α = 1 before the first reweighting).
