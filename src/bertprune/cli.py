@@ -21,6 +21,7 @@ FINETUNE_FLAGS = {
     "task": "data.task",
     "model": "model.name",
     "glue_dir": "data.glue_dir",
+    "squad_dir": "data.squad_dir",
     "train_examples": "data.train_examples",
     "max_length": "data.max_length",
     "method": "prune.method",
@@ -63,8 +64,9 @@ def _add_finetune(sub):
         "Fine-tune and prune. Config = defaults, then --config YAML, then the flags below, "
         "then key.sub=value overrides (e.g. train.lr=3e-5 prune.schedule.end=0.6). Unknown keys are errors.",
     )
-    p.add_argument("--task", help="GLUE task: cola sst2 mrpc stsb qqp mnli qnli rte wnli")
+    p.add_argument("--task", help="GLUE task (cola sst2 mrpc stsb qqp mnli qnli rte wnli) or squad")
     p.add_argument("--glue-dir", help="local GLUE folder (official TSV layout); default $BERTPRUNE_GLUE_DIR, else the hub")
+    p.add_argument("--squad-dir", help="local folder of SQuAD v1.1 JSON files; default $BERTPRUNE_SQUAD_DIR, else the hub")
     p.add_argument("--train-examples", type=int, help="subsample the training set")
     p.add_argument("--max-length", type=int)
     p.add_argument("--mask", help="keep this mask.safetensors fixed (e.g. a universal mask from `bertprune pretrain`)")
@@ -98,7 +100,8 @@ def _add_distill(sub):
         "(weights distill.attn_weight, distill.hidden_weight, distill.pred_weight); pruning = prune.method "
         "(default gmp to prune.sparsity 0.9, schedule ending at half of training; dense = distillation only).",
     )
-    p.add_argument("--task", help="GLUE task")
+    p.add_argument("--task", help="GLUE task or squad")
+    p.add_argument("--squad-dir", help="local folder of SQuAD v1.1 JSON files; default $BERTPRUNE_SQUAD_DIR, else the hub")
     p.add_argument("--teacher", help="dense model fine-tuned on the task (a `bertprune finetune` run folder or HF checkpoint)")
     p.add_argument("--student", help="the student's starting checkpoint (default all-MiniLM-L6-v2, pre-trained)")
     p.add_argument("--temperature", type=float, help="τ of the soft cross-entropy (default 1)")

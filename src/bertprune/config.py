@@ -21,6 +21,7 @@ from .targets import ROLES
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 GLUE_DIR_ENV = "BERTPRUNE_GLUE_DIR"
+SQUAD_DIR_ENV = "BERTPRUNE_SQUAD_DIR"
 METHODS = ("dense", "oneshot", "gmp", "rpp")
 TEXT_DIR_ENV = "BERTPRUNE_TEXT_DIR"
 
@@ -37,11 +38,21 @@ class ModelConfig:
 
 @dataclass
 class DataConfig:
+    #: a GLUE task (cola, sst2, mrpc, stsb, qqp, mnli, qnli, rte, wnli) or ``squad`` (v1.1)
     task: str = "sst2"
     #: Folder in the official GLUE TSV layout (``<dir>/SST-2/train.tsv`` ...). Empty: the
     #: ``BERTPRUNE_GLUE_DIR`` environment variable, else the Hugging Face hub (``nyu-mll/glue``).
     glue_dir: Optional[str] = None
-    max_length: int = 128
+    #: Folder with the official SQuAD v1.1 JSON files. Empty: ``$BERTPRUNE_SQUAD_DIR``, else the hub.
+    squad_dir: Optional[str] = None
+    squad_train_file: str = "train-v1.1.json"
+    squad_dev_file: str = "dev-v1.1.json"
+    #: SQuAD windows overlap by this many tokens; answers longer than max_answer_length tokens are not predicted.
+    doc_stride: int = 128
+    max_answer_length: int = 30
+    n_best: int = 20
+    #: Tokens per sequence; None = 128 for GLUE, 384 for SQuAD.
+    max_length: Optional[int] = None
     #: Subsample the training set to this many examples (seeded); None = all.
     train_examples: Optional[int] = None
     #: Subsample each evaluation set; None = all (what a reported number should use).
@@ -251,6 +262,8 @@ def load_config(
         raise _explain(e, "config") from e
     if hasattr(cfg, "data") and hasattr(cfg.data, "glue_dir") and not cfg.data.glue_dir:
         cfg.data.glue_dir = os.environ.get(GLUE_DIR_ENV) or None
+    if hasattr(cfg, "data") and hasattr(cfg.data, "squad_dir") and not cfg.data.squad_dir:
+        cfg.data.squad_dir = os.environ.get(SQUAD_DIR_ENV) or None
     if hasattr(cfg, "data") and hasattr(cfg.data, "text_dir") and not cfg.data.text_dir and not cfg.data.hub_dataset:
         cfg.data.text_dir = os.environ.get(TEXT_DIR_ENV) or None
     prune = getattr(cfg, "prune", None)
@@ -315,9 +328,12 @@ def validate(cfg) -> None:
     if isinstance(data, DataConfig):
         from .data.glue import get_task
 
-        get_task(data.task)  # unknown task → error listing the tasks
-        if data.max_length < 8:
+        if data.task != "squad":
+            get_task(data.task)  # unknown task → error listing the tasks (and squad)
+        if data.max_length is not None and data.max_length < 8:
             raise BertpruneError(f"data.max_length must be >= 8 tokens, got {data.max_length}")
+        if data.task == "squad" and not 0 < data.doc_stride < (data.max_length or 384) // 2:
+            raise BertpruneError(f"data.doc_stride must be in (0, max_length/2), got {data.doc_stride}")
     distill = getattr(cfg, "distill", None)
     if distill is not None:
         if not distill.teacher:

@@ -316,19 +316,28 @@ def train(cfg, task: Task, resume: bool = False, overwrite: bool = False, quiet:
     return results
 
 
-def finetune(cfg, resume: bool = False, overwrite: bool = False, quiet: bool = False) -> dict[str, Any]:
-    """Fine-tune (and prune) a model on a GLUE task."""
+def downstream_task(cfg) -> Task:
+    """The fine-tuning task a config names: SQuAD or a GLUE task."""
+    if cfg.data.task == "squad":
+        from .tasks.squad import SquadTask
+
+        return SquadTask(cfg)
     from .tasks.glue import GlueTask
 
-    return train(cfg, GlueTask(cfg), resume=resume, overwrite=overwrite, quiet=quiet)
+    return GlueTask(cfg)
+
+
+def finetune(cfg, resume: bool = False, overwrite: bool = False, quiet: bool = False) -> dict[str, Any]:
+    """Fine-tune (and prune) a model on a GLUE task or SQuAD."""
+    return train(cfg, downstream_task(cfg), resume=resume, overwrite=overwrite, quiet=quiet)
 
 
 def distill(cfg, resume: bool = False, overwrite: bool = False, quiet: bool = False) -> dict[str, Any]:
-    """Prune ``cfg.model`` (the student) while distilling ``cfg.distill.teacher`` on a GLUE task."""
+    """Prune ``cfg.model`` (the student) while distilling ``cfg.distill.teacher`` on a GLUE task or SQuAD."""
     from .methods.distill import Distillation
-    from .tasks.glue import GlueTask
 
-    task = GlueTask(cfg)
+    task = downstream_task(cfg)
+    regression = getattr(getattr(task, "spec", None), "is_regression", False)
     method = Distillation(build_method(cfg.prune, cfg.targets), lambda: task.load_teacher(cfg.distill.teacher),
-                          cfg.distill, regression=task.spec.is_regression)
+                          cfg.distill, regression=regression)
     return train(cfg, task, resume=resume, overwrite=overwrite, quiet=quiet, method=method)

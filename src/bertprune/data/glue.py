@@ -83,7 +83,7 @@ _ALIASES = {"sst-2": "sst2", "sts-b": "stsb", "mnli-m": "mnli", "mnli_matched": 
 def get_task(name: str) -> GlueTask:
     key = _ALIASES.get(name.lower(), name.lower())
     if key not in TASKS:
-        raise BertpruneError(f"unknown task {name!r}; GLUE tasks are: {', '.join(TASKS)}")
+        raise BertpruneError(f"unknown task {name!r}; tasks are the GLUE tasks {', '.join(TASKS)} and squad")
     return TASKS[key]
 
 

@@ -17,7 +17,7 @@ class GlueTask(Task):
         self.spec = get_task(cfg.data.task)
         self.name = self.spec.name
         self.main_metric = self.spec.main_metric
-        self.seq_len = cfg.data.max_length
+        self.seq_len = cfg.data.max_length or 128
 
     def build(self, accelerator) -> Built:
         from transformers import DataCollatorWithPadding
@@ -27,8 +27,8 @@ class GlueTask(Task):
         tokenizer = load_tokenizer(cfg.model)
         data = load_glue(spec.name, cfg.data.glue_dir, cfg.data.train_examples, cfg.data.eval_examples, cfg.train.seed)
         with accelerator.main_process_first():
-            train_set = tokenize(data.train, tokenizer, spec, cfg.data.max_length)
-            eval_sets = {k: tokenize(v, tokenizer, spec, cfg.data.max_length) for k, v in data.eval.items()}
+            train_set = tokenize(data.train, tokenizer, spec, self.seq_len)
+            eval_sets = {k: tokenize(v, tokenizer, spec, self.seq_len) for k, v in data.eval.items()}
         return Built(model, tokenizer, train_set, eval_sets, DataCollatorWithPadding(tokenizer))
 
     def load_teacher(self, path: str):
