@@ -1,0 +1,114 @@
+"""Benchmark: SQuAD v1.1 with all-MiniLM-L6-v2 — dense, gradual magnitude pruning at 80% and 90%,
+and pruning while distilling (the dense run as teacher) at 80% and 90%.
+
+Training set: ``../shared/data/squad/train-v1.1-first44.json`` (the first 44 articles, 11,877
+questions); evaluation: the complete dev set (10,570 questions), official EM/F1. One recipe for all
+runs; the final model is evaluated (no checkpoint picked on dev).
+
+    python benchmarks/squad.py --squad-dir ../shared/data/squad
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import records  # noqa: E402
+
+BENCHMARK = "squad"
+MODEL = "all-MiniLM-L6-v2"
+TRAIN_FILE, DEV_FILE = "train-v1.1-first44.json", "dev-v1.1.json"
+RECIPE = {
+    "train.epochs": 2, "train.batch_size": 32, "train.lr": 1e-4, "train.warmup_ratio": 0.1, "train.weight_decay": 0.01,
+    "data.max_length": 384, "data.doc_stride": 128, "data.max_answer_length": 30, "data.n_best": 20,
+    "prune.schedule.start": 0.0, "prune.schedule.end": 0.7, "prune.schedule.every": 10, "train.log_every": 20,
+    "train.eval_batch_size": 64,
+}
+RUNS = [("dense", 0.0), ("gmp", 0.8), ("gmp", 0.9), ("distill", 0.8), ("distill", 0.9)]
+
+
+def run_dir(args, method, sparsity) -> Path:
+    return Path(args.out_dir) / f"{method}-{sparsity}"
+
+
+def run_one(args, method, sparsity) -> dict:
+    from bertprune.config import DistillRunConfig, RunConfig, load_config
+    from bertprune.train import distill, finetune
+
+    o = [f"{k}={v}" for k, v in RECIPE.items()] + [
+        "data.task=squad", f"data.squad_dir={args.squad_dir}", f"data.squad_train_file={TRAIN_FILE}",
+        f"data.squad_dev_file={DEV_FILE}", f"model.name={MODEL}", f"train.seed={args.seed}",
+        f"output_dir={run_dir(args, method, sparsity)}",
+        f"prune.method={'dense' if method == 'dense' else 'gmp'}", f"prune.sparsity={sparsity}",
+    ]
+    if method == "distill":
+        o.append(f"distill.teacher={run_dir(args, 'dense', 0.0)}")
+        return distill(load_config(None, o, schema=DistillRunConfig), overwrite=True, quiet=args.quiet)
+    return finetune(load_config(None, o, schema=RunConfig), overwrite=True, quiet=args.quiet)
+
+
+def table() -> str:
+    recs = records.latest(records.read(BENCHMARK), key=lambda r: (r["method"], r["target_sparsity"]))
+    dense = recs.get(("dense", 0.0))
+    lines = ["# SQuAD v1.1 (all-MiniLM-L6-v2)", "",
+             f"Trained on `{TRAIN_FILE}` (11,877 questions), evaluated on the full dev set (10,570 questions) with the "
+             "official EM/F1; final model; share = F1 / dense F1.", "",
+             "| method | target | achieved | non-zero encoder weights | EM | F1 | share of dense F1 | train time |",
+             "|---|---|---|---|---|---|---|---|"]
+    for (method, s), r in sorted(recs.items(), key=lambda kv: (kv[0][0] != "dense", kv[0][0], kv[0][1])):
+        share = f"{100 * r['main_metric'] / dense['main_metric']:.1f}%" if dense else "-"
+        lines.append(f"| {method} | {s:.2f} | {r['achieved_sparsity']:.4f} | {r['nonzero_encoder_params']:,} | "
+                     f"{100 * r['metrics']['exact_match']:.2f} | {r['main_metric']:.2f} | {share} | {r['train_seconds'] / 60:.0f} min |")
+    some = next(iter(recs.values()), None)
+    if some:
+        lines += ["", f"Recipe: {json.dumps(RECIPE, sort_keys=True)}.", f"Machine: {some['machine']}. "
+                  "Each record in `squad.jsonl` holds its command and commit."]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--squad-dir", default=os.environ.get("BERTPRUNE_SQUAD_DIR"))
+    p.add_argument("--runs", nargs="+", default=[f"{m}-{s}" for m, s in RUNS], help="e.g. dense-0.0 gmp-0.9")
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--out-dir", default="runs/bench-squad")
+    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--smoke", action="store_true", help="tiny runs to check the script (needs $BERTPRUNE_BENCH_RESULTS)")
+    args = p.parse_args()
+    if not args.squad_dir:
+        p.error("--squad-dir (or $BERTPRUNE_SQUAD_DIR) is required")
+    if args.smoke:
+        if "BERTPRUNE_BENCH_RESULTS" not in os.environ:
+            p.error("--smoke needs $BERTPRUNE_BENCH_RESULTS, so that no smoke record lands in benchmarks/results")
+        RECIPE.update({"train.max_steps": 3, "data.train_examples": 64, "data.eval_examples": 64, "train.batch_size": 8})
+    args.commit = records.git_commit()
+    from bertprune.cli import _quiet_libraries
+
+    _quiet_libraries()
+    for method, s in RUNS:
+        if f"{method}-{s}" not in args.runs:
+            continue
+        res = run_one(args, method, s)
+        dev = res["final"]["dev"]
+        records.append(BENCHMARK, {
+            "benchmark": BENCHMARK, "task": "squad", "model": MODEL, "method": method, "target_sparsity": s,
+            "achieved_sparsity": round(res["achieved_sparsity"], 6), "nonzero_encoder_params": res["nonzero_encoder_params"],
+            "metrics": dev, "main_metric": round(100 * dev["f1"], 2), "split": "dev (all 10,570 questions)", "seed": args.seed,
+            "train_examples": res["train_examples"], "epochs": RECIPE["train.epochs"],
+            "train_seconds": round(res["train_seconds"], 1), "sec_per_step": round(res["sec_per_step_median"], 4),
+            "command": records.command_line("benchmarks/squad.py", ["--squad-dir", args.squad_dir, "--runs", f"{method}-{s}"]),
+            "git_commit": args.commit, "machine": records.machine(),
+            "notes": f"train_examples counts windows (features) of {TRAIN_FILE}; recipe {json.dumps(RECIPE, sort_keys=True)}"
+                     + ("; teacher = the dense run" if method == "distill" else ""),
+        })
+        (records.RESULTS / f"{BENCHMARK}.md").write_text(table())
+    (records.RESULTS / f"{BENCHMARK}.md").write_text(table())
+    print(table())
+
+
+if __name__ == "__main__":
+    main()
