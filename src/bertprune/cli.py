@@ -133,6 +133,35 @@ def _add_report(sub):
     p.add_argument("--json", action="store_true", help="print JSON instead of Markdown")
     p.add_argument("--matrices", action="store_true", help="include the per-matrix table")
     p.add_argument("--universal-mask", help="compare with this mask.safetensors (default: a run's prune.mask)")
+    p.add_argument("--html", nargs="?", const="", metavar="FILE",
+                   help="write a self-contained HTML report (default <run>/report.html)")
+    p.add_argument("--tsne", action="store_true", help="HTML: add t-SNE maps of the starting and the final model")
+    p.add_argument("--word", default="intelligent", help="HTML with --tsne: the word to zoom on")
+
+
+def _add_compare(sub):
+    p = sub.add_parser("compare", help="runs side by side: one table and one set of plots")
+    p.add_argument("runs", nargs="+", help="run folders or checkpoints")
+    p.add_argument("--out", "-o", default="runs/compare", help="folder for compare.md and the figures")
+
+
+def _add_curve(sub):
+    p = sub.add_parser("curve", help="metric against sparsity, one line per method, dense as a line")
+    p.add_argument("inputs", nargs="+", help="benchmark records (*.jsonl) and/or run folders")
+    p.add_argument("--task", required=True, help="e.g. mlm, mrpc, squad")
+    p.add_argument("--out", "-o", default="runs/curve", help="output stem (PNG and SVG)")
+    p.add_argument("--title", default="")
+
+
+def _add_tsne(sub):
+    p = sub.add_parser("tsne", help="t-SNE of word embeddings of two models, with neighbour overlap")
+    p.add_argument("model_a", help="e.g. the starting model (all-MiniLM-L6-v2)")
+    p.add_argument("model_b", help="e.g. a pruned run folder")
+    p.add_argument("--word", default="intelligent")
+    p.add_argument("--words", type=int, default=500, help="how many vocabulary words to embed")
+    p.add_argument("-k", type=int, default=10, help="nearest neighbours")
+    p.add_argument("--kind", default="contextual", choices=["contextual", "input"])
+    p.add_argument("--out", "-o", default="runs/tsne", help="output stem (PNG and SVG)")
 
 
 def _add_demo(sub):
@@ -152,6 +181,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_pretrain(sub)
     _add_distill(sub)
     _add_report(sub)
+    _add_compare(sub)
+    _add_curve(sub)
+    _add_tsne(sub)
     _add_demo(sub)
     return parser
 
@@ -219,6 +251,32 @@ def run(argv: list[str] | None = None) -> int:
 
         report = sparsity_report(args.path, seq_len=args.seq_len, universal_mask=args.universal_mask)
         print(json.dumps(report, indent=1) if args.json else to_markdown(report, matrices=args.matrices))
+        if args.html is not None:
+            from .html_report import build_html
+            from .report import find_checkpoint
+
+            folder = find_checkpoint(args.path)
+            default = (folder.parent if (folder.parent / "config.yaml").is_file() else folder) / "report.html"
+            out = build_html(args.path, args.html or default, args.seq_len, tsne=args.tsne, focus=args.word)
+            print(f"HTML report: {out}", file=sys.stderr)
+    elif args.command == "compare":
+        from .compare import compare_runs
+
+        table, figures = compare_runs(args.runs, args.out)
+        print(table)
+        print(f"figures: {', '.join(map(str, figures))}", file=sys.stderr)
+    elif args.command == "curve":
+        from .compare import curve_points
+        from .plots import metric_vs_sparsity
+
+        series, dense, metric = curve_points(args.inputs, args.task)
+        paths = metric_vs_sparsity(series, args.out, metric, dense, args.title)
+        print(json.dumps({"series": series, "dense": dense, "figures": [str(p) for p in paths]}, indent=1))
+    elif args.command == "tsne":
+        from .embeddings import tsne_compare
+
+        result = tsne_compare(args.model_a, args.model_b, args.out, args.word, args.words, args.k, args.kind)
+        print(json.dumps(result, indent=1))
     elif args.command == "demo":
         from .demo import demo
 

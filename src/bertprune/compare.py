@@ -1,0 +1,94 @@
+"""``bertprune compare`` and ``bertprune curve``: runs side by side, and metric against sparsity.
+
+``compare`` takes run folders (or checkpoints) and puts them in one table and one set of bar charts:
+headline metric, sparsity, non-zero encoder weights and multiply-accumulates per sequence (counted
+in the saved weights). ``curve`` draws the headline metric against sparsity, one line per method,
+from benchmark records (``benchmarks/results/*.jsonl``) or run folders, with the dense runs as a line.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+from typing import Sequence
+
+from .errors import BertpruneError
+from .report import find_checkpoint, sparsity_report
+
+
+def run_summary(path: str | Path) -> dict:
+    folder = find_checkpoint(path)
+    root = folder.parent if (folder.parent / "results.json").is_file() else None
+    report = sparsity_report(folder)
+    row = {"run": Path(path).name, "path": str(path), "task": None, "method": None, "target": None, "metric_name": None,
+           "metric": None, "achieved": report["sparsity"]["targeted"], "nonzero": report["params"]["encoder_linear_nonzero"],
+           "macs": report["macs"]["sparse"], "seq_len": report["seq_len"]}
+    if root is not None:
+        r = json.loads((root / "results.json").read_text())
+        name = r["main_metric"]
+        row.update(task=r["task"], method=r["method"], target=r["target_sparsity"], metric_name=name,
+                   metric=100 * r["final"]["dev"][name])
+    return row
+
+
+def compare_runs(paths: Sequence[str | Path], out_dir: str | Path) -> tuple[str, list[Path]]:
+    from . import plots
+
+    rows = [run_summary(p) for p in paths]
+    names = [r["run"] if [x["run"] for x in rows].count(r["run"]) == 1 else r["path"] for r in rows]
+    lines = ["| run | task | method | target | achieved sparsity | non-zero encoder weights | MACs/sequence | metric |",
+             "|---|---|---|---|---|---|---|---|"]
+    for n, r in zip(names, rows):
+        metric = f"{r['metric_name']} {r['metric']:.2f}" if r["metric"] is not None else "-"
+        target = f"{r['target']:.2f}" if r["target"] is not None else "-"
+        lines.append(f"| {n} | {r['task'] or '-'} | {r['method'] or '-'} | {target} | {r['achieved']:.4f} | "
+                     f"{r['nonzero']:,} | {r['macs'] / 1e6:,.1f} M | {metric} |")
+    out = Path(out_dir)
+    figures = []
+    if all(r["metric"] is not None for r in rows):
+        figures += plots.bars(dict(zip(names, [r["metric"] for r in rows])), out / "compare-metric", "headline metric (0-100)", "metric")
+    figures += plots.bars(dict(zip(names, [r["achieved"] for r in rows])), out / "compare-sparsity", "sparsity", "sparsity of the targeted matrices")
+    figures += plots.bars(dict(zip(names, [r["nonzero"] / 1e6 for r in rows])), out / "compare-nonzero", "millions", "non-zero encoder weights")
+    figures += plots.bars(dict(zip(names, [r["macs"] / 1e6 for r in rows])), out / "compare-macs", "millions",
+                          f"MACs per sequence of {rows[0]['seq_len']} tokens, zeros skipped")
+    table = "\n".join(lines) + "\n"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "compare.md").write_text(table)
+    return table, [f for f in figures if f.suffix == ".png"]
+
+
+def curve_points(inputs: Sequence[str | Path], task: str) -> tuple[dict[str, list[tuple[float, float]]], float | None, str]:
+    """(method → [(sparsity, metric)], dense metric, metric name) from records and run folders.
+    Sweep records (``stage: sweep``) are left out; the newest record per point wins."""
+    points: dict[tuple[str, float], float] = {}
+    dense, metric_name = [], None
+    for item in inputs:
+        p = Path(item)
+        if p.suffix == ".jsonl":
+            for line in p.read_text().splitlines():
+                if not line.strip():
+                    continue
+                r = json.loads(line)
+                if r.get("task") != task or r.get("stage") == "sweep" or r.get("reused_from"):
+                    continue
+                if r["target_sparsity"] == 0:  # dense runs make the baseline line (dense+mlm etc. are left out)
+                    if r["method"] == "dense":
+                        dense.append(r["main_metric"])
+                    continue
+                points[(r["method"], round(float(r["target_sparsity"]), 4))] = r["main_metric"]
+        else:
+            row = run_summary(p)
+            if row["task"] != task:
+                continue
+            metric_name = row["metric_name"]
+            if row["method"] == "dense":
+                dense.append(row["metric"])
+            else:
+                points[(row["method"], round(row["achieved"], 4))] = row["metric"]
+    if not points and not dense:
+        raise BertpruneError(f"no records or runs of task {task!r} in {list(map(str, inputs))}")
+    series = defaultdict(list)
+    for (method, s), v in sorted(points.items()):
+        series[method].append((s, v))
+    return dict(series), (dense[-1] if dense else None), metric_name or "headline metric (0-100)"
