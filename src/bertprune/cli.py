@@ -139,6 +139,15 @@ def _add_report(sub):
     p.add_argument("--word", default="intelligent", help="HTML with --tsne: the word to zoom on")
 
 
+def _add_export(sub):
+    p = sub.add_parser("export", help="compact sparse files or ONNX (checked against PyTorch, run under ONNX Runtime)")
+    p.add_argument("path", help="run folder or checkpoint")
+    p.add_argument("--format", required=True, choices=["sparse", "onnx"])
+    p.add_argument("--int8", action="store_true", help="sparse: int8 values (lossy); onnx: also an int8 graph")
+    p.add_argument("--out", "-o", help="output folder (default <path>/export-<format>)")
+    p.add_argument("--seq-len", type=int, default=128, help="onnx: sequence length of the check inputs")
+
+
 def _add_compare(sub):
     p = sub.add_parser("compare", help="runs side by side: one table and one set of plots")
     p.add_argument("runs", nargs="+", help="run folders or checkpoints")
@@ -181,6 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_pretrain(sub)
     _add_distill(sub)
     _add_report(sub)
+    _add_export(sub)
     _add_compare(sub)
     _add_curve(sub)
     _add_tsne(sub)
@@ -259,6 +269,19 @@ def run(argv: list[str] | None = None) -> int:
             default = (folder.parent if (folder.parent / "config.yaml").is_file() else folder) / "report.html"
             out = build_html(args.path, args.html or default, args.seq_len, tsne=args.tsne, focus=args.word)
             print(f"HTML report: {out}", file=sys.stderr)
+    elif args.command == "export":
+        from .report import find_checkpoint
+
+        out = args.out or str(Path(args.path) / f"export-{args.format}{'-int8' if args.int8 else ''}")
+        if args.format == "sparse":
+            from .sparse.format import export_sparse
+
+            result = export_sparse(args.path, out, int8=args.int8)
+        else:
+            from .sparse.onnx_export import export_onnx
+
+            result = export_onnx(args.path, out, int8=args.int8, seq_len=args.seq_len)
+        print(json.dumps({"out": out, "source": str(find_checkpoint(args.path)), **result}, indent=1))
     elif args.command == "compare":
         from .compare import compare_runs
 

@@ -9,6 +9,7 @@ OmegaConf does the merging and type checks; this module only adds the schema and
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence
@@ -110,6 +111,9 @@ class PruneConfig:
     sparsity: float = 0.0
     #: ``local``: every matrix gets the target; ``global``: the target holds over all of them together.
     scope: str = "local"
+    #: ``unstructured``, RxC blocks (``4x1``, ``1x4``, ``4x4``, ``16x16``...) or N:M (``2:4``); see
+    #: :mod:`bertprune.methods.granularity`.
+    granularity: str = "unstructured"
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     rpp: RppConfig = field(default_factory=RppConfig)
     #: A fixed (universal) mask to keep during training: a mask.safetensors from `bertprune pretrain`
@@ -252,6 +256,9 @@ def load_config(
     for item in overrides:
         if "=" not in item or item.startswith("="):
             raise BertpruneError(f"override {item!r} is not of the form key.sub=value (e.g. train.lr=3e-5)")
+        key, value = item.split("=", 1)
+        if re.fullmatch(r"\d+(:\d+)+", value.strip()):  # YAML 1.1 would read 2:4 as the number 124
+            item = f"{key}='{value.strip()}'"
         try:
             merged = OmegaConf.merge(merged, OmegaConf.from_dotlist([item]))
         except OmegaConfBaseException as e:
@@ -304,6 +311,17 @@ def validate(cfg) -> None:
                 f"prune.rpp needs gamma > 0, eps > 0, reweight_every >= 1 and gamma_rate >= 1; got "
                 f"gamma={r.gamma}, eps={r.eps}, reweight_every={r.reweight_every}, gamma_rate={r.gamma_rate}"
             )
+        from .methods.granularity import parse_granularity
+
+        try:
+            g = parse_granularity(prune.granularity)
+        except ValueError as e:
+            hint = " (YAML reads an unquoted 2:4 as the number 124: write '2:4')" if prune.granularity.isdigit() else ""
+            raise BertpruneError(f"prune.granularity: {e}{hint}") from None
+        if g.kind != "unstructured" and prune.method not in ("oneshot", "gmp", "rpp"):
+            raise BertpruneError(f"prune.granularity={prune.granularity} needs a pruning method (oneshot, gmp or rpp)")
+        if prune.method != "dense" and (why := g.check_sparsity(prune.sparsity)) is not None:
+            raise BertpruneError(f"prune.granularity={prune.granularity}: {why}")
         if prune.scope not in ("local", "global"):
             raise BertpruneError(f"prune.scope must be 'local' or 'global', got {prune.scope!r}")
         s = prune.schedule

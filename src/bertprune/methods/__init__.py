@@ -35,9 +35,9 @@ def build_method(prune: PruneConfig, targets: TargetConfig | None = None) -> Pru
             return FixedMask(prune.mask, prune.keep_zeros, targets)
         return Dense(targets)
     if prune.method == "oneshot":
-        return OneShotMagnitude(prune.sparsity, prune.scope, targets)
+        return OneShotMagnitude(prune.sparsity, prune.scope, targets, prune.granularity)
     if prune.method == "gmp":
-        return GradualMagnitude(prune.sparsity, prune.scope, prune.schedule, targets)
+        return GradualMagnitude(prune.sparsity, prune.scope, prune.schedule, targets, prune.granularity)
     if prune.method == "rpp":
-        return ReweightedProximal(prune.sparsity, prune.scope, prune.rpp, prune.schedule, targets)
+        return ReweightedProximal(prune.sparsity, prune.scope, prune.rpp, prune.schedule, targets, prune.granularity)
     raise BertpruneError(f"unknown pruning method {prune.method!r}; choose dense, oneshot, gmp or rpp")

@@ -113,6 +113,17 @@ class PruningMethod:
         self.masks.update(new)
         self.masks.broadcast_()
 
+    def check_granularity(self, granularity, sparsity: float) -> None:
+        """Fail before training when the pattern cannot tile a target matrix or reach the sparsity."""
+        from ..errors import BertpruneError
+
+        for t in self.targets:
+            if (why := granularity.check_shape(t.shape)) is not None:
+                raise BertpruneError(f"prune.granularity={granularity}: {why} ({t.name}); choose a pattern that divides "
+                                     f"the matrix sides, or prune.granularity=unstructured")
+        if (why := granularity.check_sparsity(sparsity)) is not None:
+            raise BertpruneError(f"prune.granularity={granularity}: {why}")
+
     def weights(self) -> dict[str, torch.Tensor]:
         return {t.name: self.masks._params[t.name].detach() for t in self.targets}
 

@@ -30,6 +30,7 @@ import torch
 from ..config import RppConfig, ScheduleConfig, TargetConfig
 from ..schedules import cubic_sparsity, steps_from_fraction
 from .base import PruningMethod
+from .granularity import parse_granularity
 from .magnitude import magnitude_masks
 
 
@@ -53,9 +54,11 @@ class ReweightedProximal(PruningMethod):
         rpp: RppConfig | None = None,
         schedule: ScheduleConfig | None = None,
         targets: TargetConfig | None = None,
+        granularity: str = "unstructured",
     ):
         super().__init__(targets)
         self.sparsity, self.scope = sparsity, scope
+        self.granularity = parse_granularity(granularity)  # of the final cut; proximal zeros are unstructured
         self.rpp = rpp or RppConfig()
         self.schedule = schedule or ScheduleConfig()
         self.alpha: dict[str, torch.Tensor] = {}
@@ -70,6 +73,8 @@ class ReweightedProximal(PruningMethod):
 
     def prepare(self, model, total_steps):
         super().prepare(model, total_steps)
+        if self.target_mode:
+            self.check_granularity(self.granularity, self.sparsity)
         self.start_step = steps_from_fraction(self.schedule.start, total_steps)
         end = steps_from_fraction(self.schedule.end, total_steps) if self.target_mode else total_steps
         self.end_step = max(self.start_step + 1, end)
@@ -126,7 +131,7 @@ class ReweightedProximal(PruningMethod):
         self.prox_sparsity_at_cut = sum(int((w == 0).sum()) for w in weights.values()) / sum(
             w.numel() for w in weights.values()
         )
-        self.set_masks(magnitude_masks({n: w.abs() for n, w in weights.items()}, self.sparsity, self.scope))
+        self.set_masks(magnitude_masks({n: w.abs() for n, w in weights.items()}, self.sparsity, self.scope, self.granularity))
         self.masks.apply(optimizer)
 
     # --- reporting and state ------------------------------------------------------------------

@@ -1,0 +1,147 @@
+"""A fast encoder forward for BERT-family models on CPU, with sparse linear layers.
+
+:func:`accelerate` keeps the Hugging Face model (embeddings, pooler and task head run as before)
+and binds a new ``forward`` to its base model that runs the encoder layers in the *transposed*
+layout [features, tokens]: that is the layout the sparse kernels read and write, so the whole
+stack of layers runs without transposing activations between them:
+
+    hᵀ ─ QKV (one fused sparse matrix) ─ attention (SDPA) ─ attn_out ─ +hᵀ, LayerNorm
+       ─ ffn_in ─ GELU ─ ffn_out ─ +, LayerNorm ─ next layer
+
+Each of the four matrices of a layer is a :class:`~bertprune.sparse.engine.SparseLinear` that runs
+the path measured fastest for the token count (dense MKL below the crossover). Residual add and
+LayerNorm are one fused kernel in the transposed layout. Works for BERT, RoBERTa, ELECTRA and
+DistilBERT (post-LayerNorm encoders); inference only (``torch.no_grad``, eval mode).
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import types
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from transformers.activations import ACT2FN
+from transformers.modeling_outputs import BaseModelOutput, BaseModelOutputWithPooling
+
+from ..errors import BertpruneError
+from . import kernels
+from .engine import EngineReport, SparseLinear
+
+_LAYOUT = {  # per model type: layer list, then module paths inside a layer
+    "bert": ("encoder.layer", "attention.self.query", "attention.self.key", "attention.self.value",
+             "attention.output.dense", "attention.output.LayerNorm", "intermediate.dense", "output.dense", "output.LayerNorm"),
+    "distilbert": ("transformer.layer", "attention.q_lin", "attention.k_lin", "attention.v_lin", "attention.out_lin",
+                   "sa_layer_norm", "ffn.lin1", "ffn.lin2", "output_layer_norm"),
+}
+_LAYOUT["roberta"] = _LAYOUT["xlm-roberta"] = _LAYOUT["electra"] = _LAYOUT["camembert"] = _LAYOUT["bert"]
+
+
+@dataclass
+class _Layer:
+    qkv: SparseLinear
+    attn_out: SparseLinear
+    ln1: tuple[torch.Tensor, torch.Tensor, float]
+    ffn_in: SparseLinear
+    ffn_out: SparseLinear
+    ln2: tuple[torch.Tensor, torch.Tensor, float]
+
+
+def _add_layernorm_t(xt, rt, ln):
+    w, b, eps = ln
+    if kernels.available():
+        return kernels.load().add_layernorm_t(xt, rt, w, b, eps)
+    return F.layer_norm((xt + rt).t(), (xt.shape[0],), w, b, eps).t().contiguous()
+
+
+class EncoderEngine:
+    def __init__(self, base: torch.nn.Module, model_type: str, int8: bool, tokens: tuple[int, ...]):
+        if model_type not in _LAYOUT:
+            raise BertpruneError(f"the fast encoder supports {sorted(_LAYOUT)}, not {model_type!r}; use sparsify() per layer")
+        cfg = base.config
+        self.heads = getattr(cfg, "num_attention_heads", None) or cfg.n_heads
+        self.hidden = getattr(cfg, "hidden_size", None) or cfg.dim
+        self.head_dim = self.hidden // self.heads
+        self.act = ACT2FN[getattr(cfg, "hidden_act", None) or cfg.activation]
+        layers_path, *paths = _LAYOUT[model_type]
+        layers = base.get_submodule(layers_path)
+        self.layers = []
+        for i, layer in enumerate(layers):
+            q, k, v, ao, ln1, fi, fo, ln2 = (layer.get_submodule(p) for p in paths)
+            fused_w = torch.cat([q.weight, k.weight, v.weight])
+            fused_b = torch.cat([q.bias, k.bias, v.bias]) if q.bias is not None else None
+            mk = lambda w, b, n: SparseLinear(w, b, int8=int8, name=f"{layers_path}.{i}.{n}")  # noqa: E731
+            self.layers.append(_Layer(
+                qkv=mk(fused_w, fused_b, "qkv"), attn_out=mk(ao.weight, ao.bias, "attn_out"),
+                ln1=(ln1.weight.detach().float().contiguous(), ln1.bias.detach().float().contiguous(), ln1.eps),
+                ffn_in=mk(fi.weight, fi.bias, "ffn_in"), ffn_out=mk(fo.weight, fo.bias, "ffn_out"),
+                ln2=(ln2.weight.detach().float().contiguous(), ln2.bias.detach().float().contiguous(), ln2.eps)))
+        for t in tokens:
+            for layer in self.layers:
+                for lin in (layer.qkv, layer.attn_out, layer.ffn_in, layer.ffn_out):
+                    lin.path_for(t)
+
+    def linears(self):
+        for layer in self.layers:
+            yield from (layer.qkv, layer.attn_out, layer.ffn_in, layer.ffn_out)
+
+    def layer(self, L: _Layer, ht: torch.Tensor, mask: torch.Tensor | None, B: int, S: int) -> torch.Tensor:
+        H, h, d = self.hidden, self.heads, self.head_dim
+        qkv = L.qkv.forward_t(ht).view(3, h, d, B, S)  # [3, heads, head_dim, batch, seq]
+        q, k, v = (t.permute(2, 0, 3, 1) for t in qkv.unbind(0))  # [batch, heads, seq, head_dim]
+        ctx = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # [batch, heads, seq, head_dim]
+        ctx_t = ctx.permute(1, 3, 0, 2).reshape(H, B * S)
+        h1 = _add_layernorm_t(L.attn_out.forward_t(ctx_t), ht, L.ln1)
+        inner = self.act(L.ffn_in.forward_t(h1))
+        return _add_layernorm_t(L.ffn_out.forward_t(inner), h1, L.ln2)
+
+    def run(self, embeddings: torch.Tensor, attention_mask: torch.Tensor | None, keep_all: bool):
+        B, S, H = embeddings.shape
+        mask = None
+        if attention_mask is not None and not bool(attention_mask.all()):
+            mask = torch.zeros(B, 1, 1, S, dtype=embeddings.dtype)
+            mask.masked_fill_(attention_mask[:, None, None, :] == 0, torch.finfo(embeddings.dtype).min)
+        ht = embeddings.reshape(B * S, H).t().contiguous()
+        states = [embeddings] if keep_all else None
+        for L in self.layers:
+            ht = self.layer(L, ht, mask, B, S)
+            if keep_all:
+                states.append(ht.t().reshape(B, S, H))
+        return ht.t().reshape(B, S, H), states
+
+
+def _engine_forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, head_mask=None,
+                    inputs_embeds=None, output_attentions=None, output_hidden_states=None, return_dict=None, **kwargs):
+    if output_attentions:
+        raise BertpruneError("the sparse engine does not return attention maps; run the plain model for them")
+    engine: EncoderEngine = self._bertprune_engine
+    args = {"input_ids": input_ids, "token_type_ids": token_type_ids, "position_ids": position_ids, "inputs_embeds": inputs_embeds}
+    accepted = inspect.signature(self.embeddings.forward).parameters
+    with torch.no_grad():
+        emb = self.embeddings(**{k: v for k, v in args.items() if v is not None and k in accepted})
+        if attention_mask is None and input_ids is not None:
+            attention_mask = torch.ones(input_ids.shape, dtype=torch.long)
+        last, states = engine.run(emb, attention_mask, bool(output_hidden_states))
+        pooler = getattr(self, "pooler", None)
+        if pooler is not None:
+            return BaseModelOutputWithPooling(last_hidden_state=last, pooler_output=pooler(last),
+                                              hidden_states=tuple(states) if states else None)
+        return BaseModelOutput(last_hidden_state=last, hidden_states=tuple(states) if states else None)
+
+
+@torch.no_grad()
+def accelerate(model: torch.nn.Module, int8: bool = False, tokens: tuple[int, ...] = (128, 1024)) -> EngineReport:
+    """Bind the fast sparse encoder to ``model`` (in place; eval mode) and measure each layer's paths
+    for the expected token counts (batch × sequence length). Returns the choices made."""
+    model.eval()
+    base = model.base_model
+    engine = EncoderEngine(base, model.config.model_type, int8, tokens)
+    base._bertprune_engine = engine
+    base.forward = types.MethodType(_engine_forward, base)
+    report = EngineReport()
+    for lin in engine.linears():
+        report.layers[lin.name] = {"density": lin.density, "structured_4x1": lin.structured_4x1, "choice": dict(lin.choice),
+                                   "timings": {b: dict(v) for b, v in lin.timings.items()}}
+    return report

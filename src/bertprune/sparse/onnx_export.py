@@ -1,0 +1,87 @@
+"""``bertprune export PATH --format onnx``: an ONNX graph of a checkpoint, checked against PyTorch
+and run under ONNX Runtime (fp32, and int8 with ONNX Runtime's dynamic quantisation)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import BertpruneError
+from ..report import find_checkpoint
+
+INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+
+
+def load_task_model(folder: Path, attn_implementation: str | None = None):
+    import transformers
+
+    config = transformers.AutoConfig.from_pretrained(folder)
+    arch = (config.architectures or ["AutoModel"])[0]
+    cls = getattr(transformers, arch, None) or transformers.AutoModel
+    kwargs = {"attn_implementation": attn_implementation} if attn_implementation else {}
+    return cls.from_pretrained(folder, use_safetensors=True, **kwargs).eval()
+
+
+def sample_inputs(model, batch: int = 2, seq_len: int = 128, seed: int = 0) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    vocab = model.config.vocab_size
+    ids = torch.randint(5, vocab, (batch, seq_len), generator=g)
+    mask = torch.ones_like(ids)
+    mask[0, seq_len // 2 :] = 0  # a padded row, so the mask is exercised
+    inputs = {"input_ids": ids, "attention_mask": mask}
+    if "token_type_ids" in model.forward.__code__.co_varnames:
+        inputs["token_type_ids"] = torch.zeros_like(ids)
+    return inputs
+
+
+def _first_output(out):
+    return out.logits if hasattr(out, "logits") else (out.start_logits if hasattr(out, "start_logits") else out[0])
+
+
+def export_onnx(path: str | Path, out: str | Path, int8: bool = False, seq_len: int = 128, opset: int = 17) -> dict:
+    import onnxruntime as ort
+
+    folder = find_checkpoint(path)
+    model = load_task_model(folder, attn_implementation="eager")  # SDPA's shape checks would be traced as constants
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    inputs = sample_inputs(model, 2, seq_len)
+    names = list(inputs)
+    onnx_file = out / "model.onnx"
+    dynamic = {n: {0: "batch", 1: "sequence"} for n in names}
+    dynamic["output"] = {0: "batch"}
+    with torch.no_grad():
+        torch.onnx.export(model, tuple(inputs.values()), str(onnx_file), input_names=names, output_names=["output"],
+                          dynamic_axes=dynamic, opset_version=opset, dynamo=False)
+        reference = _first_output(model(**inputs)).numpy()
+    result = {"onnx": str(onnx_file), "onnx_bytes": onnx_file.stat().st_size}
+    files = {"fp32": onnx_file}
+    if int8:
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        files["int8"] = out / "model.int8.onnx"
+        quantize_dynamic(str(onnx_file), str(files["int8"]), weight_type=QuantType.QInt8)
+        result["onnx_int8_bytes"] = files["int8"].stat().st_size
+    feed = {k: v.numpy() for k, v in inputs.items()}
+    for kind, f in files.items():
+        session = ort.InferenceSession(str(f), providers=["CPUExecutionProvider"])
+        got = session.run(None, feed)[0]
+        diff = float(np.abs(got - reference).max())
+        result[f"max_abs_diff_{kind}"] = diff
+        if kind == "fp32" and diff > 1e-3:
+            raise BertpruneError(f"the ONNX graph disagrees with PyTorch (max |Δ| = {diff:.2e}); not using it")
+    (out / "export.json").write_text(json.dumps(result, indent=1))
+    return result
+
+
+def ort_session(onnx_file: str | Path, threads: int | None = None):
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    if threads:
+        opts.intra_op_num_threads = threads
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(str(onnx_file), opts, providers=["CPUExecutionProvider"])

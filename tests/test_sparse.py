@@ -1,0 +1,149 @@
+"""Compact files, the sparse kernels and engine, ONNX: exactness against the masked dense model."""
+
+import copy
+import json
+
+import pytest
+import torch
+
+from bertprune.cli import run
+from bertprune.methods import OneShotMagnitude, magnitude_masks
+from bertprune.sparse import kernels
+from bertprune.sparse.engine import SparseLinear, is_4x1
+from bertprune.sparse.format import export_sparse, load_sparse, pack, unpack
+
+needs_kernels = pytest.mark.skipif(not kernels.available(), reason="the C++ kernels could not be built here")
+
+
+def _pruned(n, k, sparsity, pattern="unstructured", seed=0):
+    g = torch.Generator().manual_seed(seed)
+    w = torch.randn(n, k, generator=g) * 0.05
+    if sparsity > 0:
+        w = w * magnitude_masks({"w": w.abs()}, sparsity, granularity=pattern)["w"]
+    return w, torch.randn(n, generator=g)
+
+
+# --- compact files ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("sparsity", [0.0, 0.5, 0.93, 1.0])
+def test_pack_unpack_is_bit_exact(sparsity):
+    w, _ = _pruned(37, 53, sparsity)
+    assert torch.equal(unpack(pack(w), w.shape, w.dtype), w)
+    approx = unpack(pack(w, int8=True), w.shape, w.dtype)
+    assert (approx[w == 0] == 0).all()  # pruned weights stay zero (tiny kept ones may round to 0)
+    assert (approx - w).abs().max() <= w.abs().amax(1, keepdim=True).max() / 127 / 2 + 1e-7
+
+
+@pytest.mark.parametrize("kind", ["bert", "roberta", "distilbert"])
+def test_export_then_load_restores_the_exact_model(tiny_classifier, tmp_path, kind):
+    model = tiny_classifier(kind)
+    method = OneShotMagnitude(0.9)
+    method.prepare(model, 1)
+    model.save_pretrained(tmp_path / "ckpt")
+    method.finalize().save(tmp_path / "ckpt" / "mask.safetensors")
+    sizes = export_sparse(tmp_path / "ckpt", tmp_path / "sparse")
+    assert sizes["sparse_matrices"] == 12 and sizes["sparse_bytes"] < sizes["dense_bytes"]
+    assert sizes["sparse_matrix_bytes"] < 0.2 * sizes["sparse_matrix_bytes_dense"]  # 0.1·4 + 1/8 bytes per weight
+    restored = load_sparse(tmp_path / "sparse")
+    original = dict(model.state_dict())
+    for name, t in restored.state_dict().items():
+        assert torch.equal(t, original[name]), name
+    small = export_sparse(tmp_path / "ckpt", tmp_path / "sparse8", int8=True)
+    assert small["sparse_matrix_bytes"] < sizes["sparse_matrix_bytes"]
+
+
+# --- kernels and paths -------------------------------------------------------------------------------
+@needs_kernels
+@pytest.mark.parametrize("n, k", [(32, 32), (64, 48), (128, 64)])
+@pytest.mark.parametrize("sparsity", [0.0, 0.5, 0.9, 0.99])
+@pytest.mark.parametrize("pattern", ["unstructured", "4x1", "1x4", "4x4", "2:4"])
+@pytest.mark.parametrize("tokens", [1, 17, 128, 200])
+def test_every_path_matches_the_masked_dense_layer(n, k, sparsity, pattern, tokens):
+    if pattern == "2:4" and sparsity not in (0.0, 0.5):
+        pytest.skip("2:4 means 50%")
+    w, b = _pruned(n, k, sparsity, pattern)
+    layer = SparseLinear(w, b, int8=True)
+    assert ("b4" in layer.paths) == is_4x1(w)
+    if pattern in ("4x1", "4x4"):
+        assert "b4" in layer.paths
+    x = torch.randn(tokens, k, generator=torch.Generator().manual_seed(1))
+    ref = torch.nn.functional.linear(x, w, b)
+    xt = x.t().contiguous()
+    for path in layer.paths:
+        got = layer.run_t(path, xt).t()
+        if path.startswith("int8"):  # dynamic quantisation: close, not equal
+            scale = (x.abs().amax(1, keepdim=True) * w.abs().amax(1)[None, :]).clamp(min=1e-6)
+            assert ((got - ref).abs() / scale).max() < 0.05 * k ** 0.5, path
+        else:
+            torch.testing.assert_close(got, ref, rtol=1e-5, atol=1e-5, msg=path)
+    torch.testing.assert_close(layer(x.view(1, tokens, k)), ref.view(1, tokens, n), rtol=1e-5, atol=1e-5)
+
+
+@needs_kernels
+def test_portable_kernels_agree_with_the_vectorised_ones():
+    k = kernels.load()
+    w, b = _pruned(64, 64, 0.8, "4x1")
+    layer = SparseLinear(w, b, int8=True)
+    xt = torch.randn(64, 77)
+    c, bl, q = layer.formats["csr"], layer.formats["b4"], layer.formats["int8"]
+    for nv in (4, 8):
+        torch.testing.assert_close(k.csr_f32(xt, c["rowptr"], c["cols"], c["vals"], b, nv, False),
+                                   k.csr_f32(xt, c["rowptr"], c["cols"], c["vals"], b, nv, True), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(k.b4_f32(xt, bl["browptr"], bl["bcols"], bl["bvals"], b, 4, False),
+                               k.b4_f32(xt, bl["browptr"], bl["bcols"], bl["bvals"], b, 4, True), rtol=1e-5, atol=1e-5)
+    xq, sx = k.quantize_tokens_t(xt)
+    args = (xq, sx, q["growptr"], q["gcols"], q["gvals"], q["wscale"], q["wsum"], b)
+    torch.testing.assert_close(k.csr_i8(*args, 4, False), k.csr_i8(*args, 4, True), rtol=1e-5, atol=1e-4)
+    xq2, sx2 = k.quantize_tokens(xt.t().contiguous())
+    assert torch.equal(xq, xq2) and torch.equal(sx, sx2)
+
+
+@needs_kernels
+def test_dispatch_picks_dense_where_sparse_loses(monkeypatch):
+    w, b = _pruned(256, 256, 0.0)  # nothing pruned: every sparse path does the dense work, slower
+    layer = SparseLinear(w, b)
+    assert layer.path_for(512) == "dense", layer.timings
+    # the rule itself, on given timings
+    import bertprune.sparse.engine as eng
+
+    fake = SparseLinear(*_pruned(64, 64, 0.9))
+    monkeypatch.setattr(fake, "measure", lambda tokens, repeats=7: {"dense": 2.0, "csr4": 1.0, "csr8": 3.0})
+    assert fake.path_for(100) == "csr4" and fake.choice == {128: "csr4"}
+    monkeypatch.setattr(fake, "measure", lambda tokens, repeats=7: {"dense": 1.0, "csr4": 2.0, "csr8": 3.0})
+    assert fake.path_for(5) == "dense"
+    assert eng._bucket(100) == 128 and eng._bucket(1) == 1
+
+
+@needs_kernels
+@pytest.mark.parametrize("kind", ["bert", "roberta", "distilbert"])
+def test_fast_encoder_gives_the_masked_dense_model_outputs(tiny_classifier, kind):
+    from bertprune.sparse.encoder import accelerate
+
+    model = tiny_classifier(kind).eval()
+    method = OneShotMagnitude(0.8, granularity="4x1")
+    method.prepare(model, 1)
+    fast = copy.deepcopy(model)
+    report = accelerate(fast, tokens=(24,))
+    assert len(report.layers) == 8 and all(v["structured_4x1"] for v in report.layers.values())
+    ids = torch.randint(5, 60, (3, 8))
+    mask = torch.ones_like(ids)
+    mask[1, 5:] = 0
+    with torch.no_grad():
+        ref = model(input_ids=ids, attention_mask=mask, output_hidden_states=True)
+        got = fast(input_ids=ids, attention_mask=mask, output_hidden_states=True)
+    torch.testing.assert_close(got.logits, ref.logits, rtol=1e-4, atol=1e-5)
+    for a, b in zip(got.hidden_states, ref.hidden_states):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_export_cli_sparse_and_onnx(run_args, tmp_path, capsys):
+    assert run(run_args("r", "bert", "sst2", "--method", "oneshot", "--sparsity", "0.9", "--max-steps", "1")) == 0
+    capsys.readouterr()
+    assert run(["export", str(tmp_path / "r"), "--format", "sparse", "-o", str(tmp_path / "sp")]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["sparse_bytes"] < out["dense_bytes"]
+    torch.testing.assert_close(load_sparse(tmp_path / "sp").classifier.weight,
+                               load_sparse(tmp_path / "sp").classifier.weight)
+    assert run(["export", str(tmp_path / "r"), "--format", "onnx", "--int8", "-o", str(tmp_path / "onnx"), "--seq-len", "16"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["max_abs_diff_fp32"] < 1e-4 and out["max_abs_diff_int8"] < 1.0
+    assert (tmp_path / "onnx" / "model.onnx").is_file() and (tmp_path / "onnx" / "model.int8.onnx").is_file()
