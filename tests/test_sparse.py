@@ -147,3 +147,18 @@ def test_export_cli_sparse_and_onnx(run_args, tmp_path, capsys):
     out = json.loads(capsys.readouterr().out)
     assert out["max_abs_diff_fp32"] < 1e-4 and out["max_abs_diff_int8"] < 1.0
     assert (tmp_path / "onnx" / "model.onnx").is_file() and (tmp_path / "onnx" / "model.int8.onnx").is_file()
+
+
+@needs_kernels
+def test_sparsify_replaces_target_linears_in_any_model(tiny_classifier):
+    from bertprune.sparse.engine import sparsify
+
+    model = tiny_classifier("bert").eval()
+    OneShotMagnitude(0.9).prepare(model, 1)
+    reference = copy.deepcopy(model)
+    report = sparsify(model, tokens=(16,))
+    assert len(report.layers) == 12 and sum(report.summary().values()) == 12
+    assert sum(isinstance(m, SparseLinear) for m in model.modules()) == 12
+    ids = torch.randint(5, 60, (2, 8))
+    with torch.no_grad():
+        torch.testing.assert_close(model(input_ids=ids).logits, reference(input_ids=ids).logits, rtol=1e-4, atol=1e-5)
