@@ -101,6 +101,26 @@ def onnx_files(model, folder: Path, int8: bool) -> dict[str, Path]:
     return files
 
 
+def deepsparse_runner(args, onnx_file: Path, folder: Path):
+    """Runs deepsparse_latency.py in the DeepSparse environment; None (and a note) if it fails."""
+    import subprocess
+
+    def run(x):
+        npz = folder / f"inputs-{x['input_ids'].shape[0]}.npz"
+        names = {"input_ids", "attention_mask"} | ({"token_type_ids"} if "token_type_ids" in x else set())
+        np.savez(npz, **{k: v.numpy() for k, v in x.items() if k in names})
+        cmd = [args.deepsparse_python, str(Path(__file__).parent / "deepsparse_latency.py"), str(onnx_file), "--batch",
+               str(x["input_ids"].shape[0]), "--seq", str(SEQ), "--threads", str(args.threads), "--runs", str(args.runs),
+               "--warmup", str(args.warmup), "--inputs", str(npz)]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            print(f"deepsparse failed: {proc.stderr[-500:]}", file=sys.stderr)
+            return None
+        return json.loads(proc.stdout.strip().splitlines()[-1])
+
+    return run
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--runs", type=int, default=30)
@@ -108,6 +128,7 @@ def main() -> None:
     p.add_argument("--batches", nargs="+", type=int, default=[1, 8])
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--only", nargs="*", help="variants, e.g. dense unstructured-0.9")
+    p.add_argument("--deepsparse-python", help="a python with deepsparse installed (its own environment), to compare with")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     commit, machine = records.git_commit(), records.machine()
@@ -148,15 +169,23 @@ def main() -> None:
             report = accelerate(fast, int8=int8, tokens=tuple(b * SEQ for b in args.batches))
             sizes = export_sparse(folder, tmp / f"{name}-sparse{'-int8' if int8 else ''}", int8=int8) if sparsity else {"sparse_bytes": dense_bytes}
             engines[f"bertprune-{'int8' if int8 else 'fp32'}"] = (lambda x, m=fast: m(**x), sizes["sparse_bytes"], report.summary())
+        if args.deepsparse_python:
+            engines["deepsparse"] = (deepsparse_runner(args, folder / "raw.onnx", folder), files["fp32"].stat().st_size, None)
         for batch in args.batches:
             x = inputs(batch)
             with torch.no_grad():
                 reference = model(**x).logits.numpy()
             for engine, (fn, size, choices) in engines.items():
-                with torch.no_grad():
-                    out = fn(x)
-                    got = out[0] if isinstance(out, list) else out.logits.numpy()
-                    median, p90 = time_it(lambda: fn(x), args.warmup, args.runs)
+                if engine == "deepsparse":
+                    measured = fn(x)
+                    if measured is None:
+                        continue
+                    got, median, p90 = np.asarray(measured["output"]), measured["median_ms"], measured["p90_ms"]
+                else:
+                    with torch.no_grad():
+                        out = fn(x)
+                        got = out[0] if isinstance(out, list) else out.logits.numpy()
+                        median, p90 = time_it(lambda: fn(x), args.warmup, args.runs)
                 if engine == "torch-default" and sparsity == 0:
                     dense_ms[batch] = median
                 rec = {

@@ -199,7 +199,13 @@ def test_squad_cli_end_to_end_with_pruning_and_distillation(tiny_models, tmp_pat
                 "--method", "gmp", "--sparsity", "0.8", "--epochs", "3"] + common) == 0
     assert run(["distill", "--task", "squad", "--teacher", str(tmp_path / "dense"), "--student", str(tiny_models["bert"]),
                 "-o", str(tmp_path / "dist"), "--sparsity", "0.8", "--epochs", "3"] + common) == 0
-    for name in ("dense", "gmp", "dist"):
+    mask = tmp_path / "gmp" / "final" / "mask.safetensors"  # a universal mask, kept fixed on SQuAD
+    assert run(["finetune", "--task", "squad", "--model", str(tiny_models["bert"]), "-o", str(tmp_path / "fixed"),
+                "--mask", str(mask), "--epochs", "1"] + common) == 0
+    from bertprune.report import sparsity_report
+
+    assert sparsity_report(tmp_path / "fixed")["universal_mask"]["mask_equal"] is True
+    for name in ("dense", "gmp", "dist", "fixed"):
         results = json.loads((tmp_path / name / "results.json").read_text())
         assert set(results["final"]["dev"]) == {"exact_match", "f1"} and results["main_metric"] == "f1"
         preds = json.loads((tmp_path / name / "final" / "predictions.json").read_text())
