@@ -380,6 +380,8 @@ def validate(cfg) -> None:
             raise BertpruneError("train.epochs must be > 0 (or set train.max_steps)")
         if train.lr <= 0:
             raise BertpruneError(f"train.lr must be > 0, got {train.lr}")
+        if train.max_grad_norm <= 0:
+            raise BertpruneError(f"train.max_grad_norm must be > 0 (a large value, e.g. 1e9, turns clipping off), got {train.max_grad_norm}")
         if not 0.0 <= train.warmup_ratio < 1.0:
             raise BertpruneError(f"train.warmup_ratio must be in [0, 1), got {train.warmup_ratio}")
         if train.mixed_precision not in ("no", "fp16", "bf16"):

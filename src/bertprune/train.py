@@ -30,6 +30,7 @@ from accelerate.utils import set_seed
 from safetensors.torch import load_model, save_model
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
+from transformers import get_linear_schedule_with_warmup
 
 from . import checkpoint as ckpt
 from .config import save_config
@@ -192,8 +193,6 @@ def train(cfg, task: Task, resume: bool = False, overwrite: bool = False, quiet:
     extra_params = method.extra_parameters()  # e.g. the hidden-state projection of distillation
     groups = optimizer_groups(model, cfg.train.weight_decay) + ([{"params": extra_params, "weight_decay": 0.0}] if extra_params else [])
     optimizer = torch.optim.AdamW(groups, lr=cfg.train.lr)
-    from transformers import get_linear_schedule_with_warmup
-
     scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.train.warmup_ratio * total_steps), total_steps)
     model, optimizer = accelerator.prepare(model, optimizer)
     if last is not None:
