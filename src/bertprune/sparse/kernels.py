@@ -20,7 +20,10 @@ def load():
     return build(
         name="bertprune_sparse_kernels",
         sources=[str(SOURCE)],
-        extra_cflags=["-O3", "-fopenmp"],  # no -ffast-math: it would flush denormals process-wide
+        # -fopenmp turns at::parallel_for on (its OpenMP backend is header code). The library it
+        # needs, libgomp.so.1, is the one PyTorch already loaded (same soname), so the process keeps
+        # one OpenMP runtime and one thread pool. No -ffast-math: it would flush denormals process-wide.
+        extra_cflags=["-O3", "-fopenmp"],
         extra_ldflags=["-fopenmp"],
         verbose=False,
     )

@@ -3,8 +3,9 @@
 // Layout: activations are transposed, X^T [K, T] (input features × tokens), so that one weight
 // multiplies a contiguous run of tokens: the inner loop is a broadcast of the weight and fused
 // multiply-adds over 16-token vectors. Outputs come out transposed too, Y^T [N, T]. Work is split
-// into (row chunk × token tile) pieces over OpenMP threads; a token tile of 16·NV tokens keeps the
-// rows of X^T it touches in L1/L2.
+// into (row chunk × token tile) pieces over PyTorch's intra-op threads (at::parallel_for: one thread
+// pool in the process, not a second OpenMP runtime); a token tile of 16·NV tokens keeps the rows of
+// X^T it touches in L1/L2.
 //
 // Kernels
 //   csr_f32   unstructured: CSR over output rows (int32 row pointers and column indices).
@@ -14,8 +15,8 @@
 //             4-long dot product per 32-bit lane (u8 × s8 → s32).
 // Each has an AVX-512 version (chosen at run time when the CPU has it) and a portable one.
 #include <torch/extension.h>
+#include <ATen/Parallel.h>
 #include <immintrin.h>
-#include <omp.h>
 #include <cstdint>
 #include <algorithm>
 
@@ -30,10 +31,12 @@ template <typename F>
 void parallel_tiles(int64_t rows, int64_t T, int64_t tile, F&& fn) {
   const int64_t n_chunks = (rows + kRowChunk - 1) / kRowChunk;
   const int64_t n_tiles = (T + tile - 1) / tile;
-#pragma omp parallel for collapse(2) schedule(static)
-  for (int64_t c = 0; c < n_chunks; ++c)
-    for (int64_t t = 0; t < n_tiles; ++t)
+  at::parallel_for(0, n_chunks * n_tiles, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      const int64_t c = i / n_tiles, t = i % n_tiles;
       fn(c * kRowChunk, std::min(rows, (c + 1) * kRowChunk), t * tile, std::min(tile, T - t * tile));
+    }
+  });
 }
 
 // ---------------------------------------------------------------- fp32, unstructured CSR
@@ -235,8 +238,8 @@ std::vector<torch::Tensor> quantize_tokens(torch::Tensor x) {
   const float* xp = x.data_ptr<float>();
   uint8_t* q = xq.data_ptr<uint8_t>();
   float* s = sx.data_ptr<float>();
-#pragma omp parallel for schedule(static)
-  for (int64_t t = 0; t < T; ++t) {
+  at::parallel_for(0, T, 16, [&](int64_t tb, int64_t te) {
+  for (int64_t t = tb; t < te; ++t) {
     const float* row = xp + t * K;
     float amax = 0.f;
     for (int64_t k = 0; k < K; ++k) amax = std::max(amax, std::abs(row[k]));
@@ -248,6 +251,7 @@ std::vector<torch::Tensor> quantize_tokens(torch::Tensor x) {
       q[((k >> 2) * T + t) * 4 + (k & 3)] = (uint8_t)(std::max(-127, std::min(127, v)) + 128);
     }
   }
+  });
   return {xq, sx};
 }
 
@@ -295,8 +299,8 @@ std::vector<torch::Tensor> quantize_tokens_t(torch::Tensor xt) {
     s[t] = s[t] > 0.f ? s[t] / 127.f : 1.f;
     inv[t] = 1.f / s[t];
   }
-#pragma omp parallel for schedule(static)
-  for (int64_t c = 0; c < K / 4; ++c)
+  at::parallel_for(0, K / 4, 8, [&](int64_t cb, int64_t ce) {
+  for (int64_t c = cb; c < ce; ++c)
     for (int r = 0; r < 4; ++r) {
       const float* row = x + (4 * c + r) * T;
       uint8_t* out = q + c * T * 4 + r;
@@ -305,6 +309,7 @@ std::vector<torch::Tensor> quantize_tokens_t(torch::Tensor xt) {
         out[4 * t] = (uint8_t)(std::max(-127, std::min(127, v)) + 128);
       }
     }
+  });
   return {xq, sx};
 }
 
@@ -316,8 +321,8 @@ torch::Tensor add_layernorm_t(torch::Tensor xt, torch::Tensor rt, torch::Tensor 
   const float *x = xt.data_ptr<float>(), *r = rt.data_ptr<float>(), *g = w.data_ptr<float>(), *bb = b.data_ptr<float>();
   float* y = yt.data_ptr<float>();
   const int64_t tile = 64;
-#pragma omp parallel for schedule(static)
-  for (int64_t t0 = 0; t0 < T; t0 += tile) {
+  at::parallel_for(0, (T + tile - 1) / tile, 1, [&](int64_t ib, int64_t ie) {
+  for (int64_t t0 = ib * tile; t0 < std::min(T, ie * tile); t0 += tile) {
     const int64_t tn = std::min(tile, T - t0);
     double sum[64] = {0}, sq[64] = {0};
     for (int64_t h = 0; h < H; ++h) {
@@ -342,6 +347,7 @@ torch::Tensor add_layernorm_t(torch::Tensor xt, torch::Tensor rt, torch::Tensor 
       for (int64_t t = 0; t < tn; ++t) yr[t] = (yr[t] - mean[t]) * rstd[t] * g[h] + bb[h];
     }
   }
+  });
   return yt;
 }
 
