@@ -82,13 +82,15 @@ def test_portable_kernels_agree_with_the_vectorised_ones():
     k = kernels.load()
     w, b = _pruned(64, 64, 0.8, "4x1")
     layer = SparseLinear(w, b, int8=True)
-    xt = torch.randn(64, 77)
     c, bl, q = layer.formats["csr"], layer.formats["b4"], layer.formats["int8"]
-    for nv in (4, 8):
-        torch.testing.assert_close(k.csr_f32(xt, c["rowptr"], c["cols"], c["vals"], b, nv, False),
-                                   k.csr_f32(xt, c["rowptr"], c["cols"], c["vals"], b, nv, True), rtol=1e-5, atol=1e-5)
-    torch.testing.assert_close(k.b4_f32(xt, bl["browptr"], bl["bcols"], bl["bvals"], b, 4, False),
-                               k.b4_f32(xt, bl["browptr"], bl["bcols"], bl["bvals"], b, 4, True), rtol=1e-5, atol=1e-5)
+    for tokens in (300, 77):  # several token tiles (packed slabs, a partial last tile) and one
+        xt = torch.randn(64, tokens)
+        for nv in (1, 2, 4, 8):
+            torch.testing.assert_close(k.csr_f32(xt, c["rowptr"], c["cols"], c["vals"], b, nv, False),
+                                       k.csr_f32(xt, c["rowptr"], c["cols"], c["vals"], b, nv, True), rtol=1e-5, atol=1e-5)
+        for nv in (2, 4):
+            torch.testing.assert_close(k.b4_f32(xt, bl["browptr"], bl["bcols"], bl["bvals"], b, nv, False),
+                                       k.b4_f32(xt, bl["browptr"], bl["bcols"], bl["bvals"], b, nv, True), rtol=1e-5, atol=1e-5)
     xq, sx = k.quantize_tokens_t(xt)
     args = (xq, sx, q["growptr"], q["gcols"], q["gvals"], q["wscale"], q["wsum"], b)
     torch.testing.assert_close(k.csr_i8(*args, 4, False), k.csr_i8(*args, 4, True), rtol=1e-5, atol=1e-4)
@@ -132,6 +134,11 @@ def test_fast_encoder_gives_the_masked_dense_model_outputs(tiny_classifier, kind
     torch.testing.assert_close(got.logits, ref.logits, rtol=1e-4, atol=1e-5)
     for a, b in zip(got.hidden_states, ref.hidden_states):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+    fast.base_model._bertprune_engine.group_tokens = 16  # groups of 2 sequences, then 1: the same outputs
+    with torch.no_grad():
+        grouped = fast(input_ids=ids, attention_mask=mask, output_hidden_states=True)
+    torch.testing.assert_close(grouped.logits, ref.logits, rtol=1e-4, atol=1e-5)
+    assert len(grouped.hidden_states) == len(ref.hidden_states) and grouped.hidden_states[-1].shape == (3, 8, ref.hidden_states[-1].shape[-1])
 
 
 def test_export_cli_sparse_and_onnx(run_args, tmp_path, capsys):

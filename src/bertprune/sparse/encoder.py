@@ -57,10 +57,11 @@ def _add_layernorm_t(xt, rt, ln):
 
 
 class EncoderEngine:
-    def __init__(self, base: torch.nn.Module, model_type: str, int8: bool, tokens: tuple[int, ...]):
+    def __init__(self, base: torch.nn.Module, model_type: str, int8: bool, tokens: tuple[int, ...], group_tokens: int = 128):
         if model_type not in _LAYOUT:
             raise BertpruneError(f"the fast encoder supports {sorted(_LAYOUT)}, not {model_type!r}; use sparsify() per layer")
         cfg = base.config
+        self.group_tokens = group_tokens
         self.heads = getattr(cfg, "num_attention_heads", None) or cfg.n_heads
         self.hidden = getattr(cfg, "hidden_size", None) or cfg.dim
         self.head_dim = self.hidden // self.heads
@@ -78,7 +79,7 @@ class EncoderEngine:
                 ln1=(ln1.weight.detach().float().contiguous(), ln1.bias.detach().float().contiguous(), ln1.eps),
                 ffn_in=mk(fi.weight, fi.bias, "ffn_in"), ffn_out=mk(fo.weight, fo.bias, "ffn_out"),
                 ln2=(ln2.weight.detach().float().contiguous(), ln2.bias.detach().float().contiguous(), ln2.eps)))
-        for t in tokens:
+        for t in sorted({min(t, group_tokens) for t in tokens}):
             for layer in self.layers:
                 for lin in (layer.qkv, layer.attn_out, layer.ffn_in, layer.ffn_out):
                     lin.path_for(t)
@@ -89,15 +90,32 @@ class EncoderEngine:
 
     def layer(self, L: _Layer, ht: torch.Tensor, mask: torch.Tensor | None, B: int, S: int) -> torch.Tensor:
         H, h, d = self.hidden, self.heads, self.head_dim
-        qkv = L.qkv.forward_t(ht).view(3, h, d, B, S)  # [3, heads, head_dim, batch, seq]
-        q, k, v = (t.permute(2, 0, 3, 1) for t in qkv.unbind(0))  # [batch, heads, seq, head_dim]
+        qkv_t = L.qkv.forward_t(ht)  # [3*hidden, batch*seq]
+        # SDPA's fused CPU kernel needs head_dim contiguous; with the feature-major layout it would
+        # silently fall back to the slow math path (softmax + masks in separate passes), so transpose once.
+        qkv = qkv_t.t().contiguous().view(B, S, 3, h, d)
+        q, k, v = (qkv[:, :, i].transpose(1, 2) for i in range(3))  # [batch, heads, seq, head_dim]
         ctx = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # [batch, heads, seq, head_dim]
-        ctx_t = ctx.permute(1, 3, 0, 2).reshape(H, B * S)
+        ctx_t = ctx.transpose(1, 2).reshape(B * S, H).t().contiguous()  # [hidden, batch*seq]
         h1 = _add_layernorm_t(L.attn_out.forward_t(ctx_t), ht, L.ln1)
         inner = self.act(L.ffn_in.forward_t(h1))
         return _add_layernorm_t(L.ffn_out.forward_t(inner), h1, L.ln2)
 
     def run(self, embeddings: torch.Tensor, attention_mask: torch.Tensor | None, keep_all: bool):
+        # Sequences are independent, so run them in groups of about `group_tokens` tokens through all
+        # layers: a group's activations ([1536, 256] floats = 1.5 MB at most) stay in L2 from one
+        # matrix to the next, where a whole batch would stream from L3 in every kernel.
+        B, S, _ = embeddings.shape
+        per = max(1, self.group_tokens // S)
+        if B <= per:
+            return self._run(embeddings, attention_mask, keep_all)
+        parts = [self._run(embeddings[i:i + per], None if attention_mask is None else attention_mask[i:i + per], keep_all)
+                 for i in range(0, B, per)]
+        last = torch.cat([p[0] for p in parts])
+        states = [torch.cat(s) for s in zip(*(p[1] for p in parts))] if keep_all else None
+        return last, states
+
+    def _run(self, embeddings: torch.Tensor, attention_mask: torch.Tensor | None, keep_all: bool):
         B, S, H = embeddings.shape
         mask = None
         if attention_mask is not None and not bool(attention_mask.all()):

@@ -19,6 +19,8 @@
 #include <immintrin.h>
 #include <cstdint>
 #include <algorithm>
+#include <cstring>
+#include <vector>
 
 namespace {
 
@@ -33,8 +35,40 @@ void parallel_tiles(int64_t rows, int64_t T, int64_t tile, F&& fn) {
   const int64_t n_tiles = (T + tile - 1) / tile;
   at::parallel_for(0, n_chunks * n_tiles, 1, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) {
-      const int64_t c = i / n_tiles, t = i % n_tiles;
+      // Token-tile-major order: each thread walks all row chunks of one token slab before the next,
+      // so the slab of activations (rows x tile floats) stays in L2 instead of streaming from L3.
+      const int64_t t = i / n_chunks, c = i % n_chunks;
       fn(c * kRowChunk, std::min(rows, (c + 1) * kRowChunk), t * tile, std::min(tile, T - t * tile));
+    }
+  });
+}
+
+// Like parallel_tiles, for fp32 kernels reading rows of X^T [K, T]: each thread copies its current
+// token slab into a packed [K, tile] buffer. Rows of X^T lie T floats apart, and with T a multiple
+// of 1024 every row maps to the same few cache sets (4K aliasing), so a slab of 1536 rows thrashes
+// L2 even though it would fit; packed rows are `tile` floats apart and do not collide.
+template <typename F>
+void parallel_tiles_packed(int64_t units, int64_t rows_per_unit, const float* xt, int64_t K, int64_t T, int64_t tile,
+                           float* yt, F&& fn) {
+  // Threads split the output rows (each keeps its share of the weights hot) and every thread walks
+  // the token tiles in order, all of its row chunks per tile (the packed slab stays in L1/L2).
+  const int64_t n_chunks = (units + kRowChunk - 1) / kRowChunk;
+  const int64_t n_tiles = (T + tile - 1) / tile;
+  at::parallel_for(0, n_chunks, 1, [&](int64_t cb, int64_t ce) {
+    std::vector<float> xbuf(n_tiles > 1 ? K * tile : 0);
+    for (int64_t t = 0; t < n_tiles; ++t) {
+      const int64_t t0 = t * tile, tn = std::min(tile, T - t0);
+      const float* xs = xt + t0;
+      int64_t ldx = T;
+      if (n_tiles > 1) {
+        for (int64_t k = 0; k < K; ++k) std::memcpy(xbuf.data() + k * tile, xt + k * T + t0, tn * sizeof(float));
+        xs = xbuf.data();
+        ldx = tile;
+      }
+      for (int64_t c = cb; c < ce; ++c) {
+        const int64_t u0 = c * kRowChunk, u1 = std::min(units, (c + 1) * kRowChunk);
+        fn(u0, u1, t0, tn, xs, ldx, yt + u0 * rows_per_unit * T + t0, T);
+      }
     }
   });
 }
@@ -43,7 +77,8 @@ void parallel_tiles(int64_t rows, int64_t T, int64_t tile, F&& fn) {
 template <int NV>
 __attribute__((target("avx512f,avx512bw"))) void csr_f32_avx512(const float* xt, int64_t T, const int32_t* rowptr,
                                                                   const int32_t* cols, const float* vals, const float* bias,
-                                                                  float* yt, int64_t n0, int64_t n1, int64_t t0, int64_t tn) {
+                                                                  float* yt, int64_t n0, int64_t n1, int64_t t0, int64_t tn,
+                                                                  const float* xs, int64_t ldx, float* yo, int64_t ldy) {
   __mmask16 m[NV];
   for (int v = 0; v < NV; ++v) {
     int64_t rem = tn - 16 * v;
@@ -55,11 +90,34 @@ __attribute__((target("avx512f,avx512bw"))) void csr_f32_avx512(const float* xt,
     for (int v = 0; v < NV; ++v) acc[v] = b;
     for (int32_t j = rowptr[n]; j < rowptr[n + 1]; ++j) {
       const __m512 w = _mm512_set1_ps(vals[j]);
-      const float* xr = xt + (int64_t)cols[j] * T + t0;
+      const float* xr = xs + (int64_t)cols[j] * ldx;
       for (int v = 0; v < NV; ++v) acc[v] = _mm512_fmadd_ps(w, _mm512_maskz_loadu_ps(m[v], xr + 16 * v), acc[v]);
     }
-    float* yr = yt + n * T + t0;
+    float* yr = yo + (n - n0) * ldy;
     for (int v = 0; v < NV; ++v) _mm512_mask_storeu_ps(yr + 16 * v, m[v], acc[v]);
+  }
+}
+
+// One 16-token vector per row and four partial sums over the row's non-zeros: the slab of X is
+// only 64 bytes per input (it stays in L1 for K <= 512), and the four independent FMA chains hide
+// the FMA latency that a single accumulator would expose.
+__attribute__((target("avx512f,avx512bw"))) void csr_f32_avx512_v1(const int32_t* rowptr, const int32_t* cols,
+                                                                  const float* vals, const float* bias, float* yt, int64_t T,
+                                                                  int64_t n0, int64_t n1, int64_t t0, int64_t tn,
+                                                                  const float* xs, int64_t ldx, float* yo, int64_t ldy) {
+  const __mmask16 m = tn >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << tn) - 1);
+  for (int64_t n = n0; n < n1; ++n) {
+    __m512 a0 = _mm512_set1_ps(bias ? bias[n] : 0.f), a1 = _mm512_setzero_ps(), a2 = a1, a3 = a1;
+    int32_t j = rowptr[n];
+    const int32_t e = rowptr[n + 1];
+    for (; j + 4 <= e; j += 4) {
+      a0 = _mm512_fmadd_ps(_mm512_set1_ps(vals[j]), _mm512_maskz_loadu_ps(m, xs + (int64_t)cols[j] * ldx), a0);
+      a1 = _mm512_fmadd_ps(_mm512_set1_ps(vals[j + 1]), _mm512_maskz_loadu_ps(m, xs + (int64_t)cols[j + 1] * ldx), a1);
+      a2 = _mm512_fmadd_ps(_mm512_set1_ps(vals[j + 2]), _mm512_maskz_loadu_ps(m, xs + (int64_t)cols[j + 2] * ldx), a2);
+      a3 = _mm512_fmadd_ps(_mm512_set1_ps(vals[j + 3]), _mm512_maskz_loadu_ps(m, xs + (int64_t)cols[j + 3] * ldx), a3);
+    }
+    for (; j < e; ++j) a0 = _mm512_fmadd_ps(_mm512_set1_ps(vals[j]), _mm512_maskz_loadu_ps(m, xs + (int64_t)cols[j] * ldx), a0);
+    _mm512_mask_storeu_ps(yo + (n - n0) * ldy, m, _mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
   }
 }
 
@@ -81,7 +139,8 @@ void csr_f32_portable(const float* xt, int64_t T, const int32_t* rowptr, const i
 template <int NV>
 __attribute__((target("avx512f,avx512bw"))) void b4_f32_avx512(const float* xt, int64_t T, const int32_t* browptr,
                                                                  const int32_t* bcols, const float* bvals, const float* bias,
-                                                                 float* yt, int64_t g0, int64_t g1, int64_t t0, int64_t tn) {
+                                                                 float* yt, int64_t g0, int64_t g1, int64_t t0, int64_t tn,
+                                                                 const float* xs, int64_t ldx, float* yo, int64_t ldy) {
   __mmask16 m[NV];
   for (int v = 0; v < NV; ++v) {
     int64_t rem = tn - 16 * v;
@@ -94,7 +153,7 @@ __attribute__((target("avx512f,avx512bw"))) void b4_f32_avx512(const float* xt, 
       for (int v = 0; v < NV; ++v) acc[r][v] = b;
     }
     for (int32_t j = browptr[g]; j < browptr[g + 1]; ++j) {
-      const float* xr = xt + (int64_t)bcols[j] * T + t0;
+      const float* xr = xs + (int64_t)bcols[j] * ldx;
       __m512 x[NV];
       for (int v = 0; v < NV; ++v) x[v] = _mm512_maskz_loadu_ps(m[v], xr + 16 * v);
       for (int r = 0; r < 4; ++r) {
@@ -103,7 +162,7 @@ __attribute__((target("avx512f,avx512bw"))) void b4_f32_avx512(const float* xt, 
       }
     }
     for (int r = 0; r < 4; ++r) {
-      float* yr = yt + (4 * g + r) * T + t0;
+      float* yr = yo + (4 * (g - g0) + r) * ldy;
       for (int v = 0; v < NV; ++v) _mm512_mask_storeu_ps(yr + 16 * v, m[v], acc[r][v]);
     }
   }
@@ -194,13 +253,15 @@ torch::Tensor csr_f32(torch::Tensor xt, torch::Tensor rowptr, torch::Tensor cols
   float* y = yt.data_ptr<float>();
   const bool vec = !portable && has_avx512();
   const int64_t tile = vec ? 16 * nv : 64;
-  parallel_tiles(N, T, tile, [&](int64_t n0, int64_t n1, int64_t t0, int64_t tn) {
+  parallel_tiles_packed(N, 1, x, xt.size(0), T, tile, y, [&](int64_t n0, int64_t n1, int64_t t0, int64_t tn, const float* xs,
+                                                             int64_t ldx, float* yo, int64_t ldy) {
     if (!vec) return csr_f32_portable(x, T, rp, c, w, b, y, n0, n1, t0, tn);
     switch (nv) {
-      case 2: return csr_f32_avx512<2>(x, T, rp, c, w, b, y, n0, n1, t0, tn);
-      case 4: return csr_f32_avx512<4>(x, T, rp, c, w, b, y, n0, n1, t0, tn);
-      case 8: return csr_f32_avx512<8>(x, T, rp, c, w, b, y, n0, n1, t0, tn);
-      default: TORCH_CHECK(false, "nv must be 2, 4 or 8");
+      case 1: return csr_f32_avx512_v1(rp, c, w, b, y, T, n0, n1, t0, tn, xs, ldx, yo, ldy);
+      case 2: return csr_f32_avx512<2>(x, T, rp, c, w, b, y, n0, n1, t0, tn, xs, ldx, yo, ldy);
+      case 4: return csr_f32_avx512<4>(x, T, rp, c, w, b, y, n0, n1, t0, tn, xs, ldx, yo, ldy);
+      case 8: return csr_f32_avx512<8>(x, T, rp, c, w, b, y, n0, n1, t0, tn, xs, ldx, yo, ldy);
+      default: TORCH_CHECK(false, "nv must be 1, 2, 4 or 8");
     }
   });
   return yt;
@@ -217,11 +278,12 @@ torch::Tensor b4_f32(torch::Tensor xt, torch::Tensor browptr, torch::Tensor bcol
   float* y = yt.data_ptr<float>();
   const bool vec = !portable && has_avx512();
   const int64_t tile = vec ? 16 * nv : 64;
-  parallel_tiles(G, T, tile, [&](int64_t g0, int64_t g1, int64_t t0, int64_t tn) {
+  parallel_tiles_packed(G, 4, x, xt.size(0), T, tile, y, [&](int64_t g0, int64_t g1, int64_t t0, int64_t tn, const float* xs,
+                                                             int64_t ldx, float* yo, int64_t ldy) {
     if (!vec) return b4_f32_portable(x, T, rp, c, w, b, y, g0, g1, t0, tn);
     switch (nv) {
-      case 2: return b4_f32_avx512<2>(x, T, rp, c, w, b, y, g0, g1, t0, tn);
-      case 4: return b4_f32_avx512<4>(x, T, rp, c, w, b, y, g0, g1, t0, tn);
+      case 2: return b4_f32_avx512<2>(x, T, rp, c, w, b, y, g0, g1, t0, tn, xs, ldx, yo, ldy);
+      case 4: return b4_f32_avx512<4>(x, T, rp, c, w, b, y, g0, g1, t0, tn, xs, ldx, yo, ldy);
       default: TORCH_CHECK(false, "nv must be 2 or 4");
     }
   });
