@@ -45,6 +45,11 @@ MLM = {  # the masked-LM stage recipe, the same for RPP, NIP and dense
 }
 MLM_STEPS = 400
 SWEEP_STEPS = 150
+SWEEP_GRID = "full"
+SCALE = "full"
+# `--scale quick`: the same stages, shorter (for a 2-core machine and a session of a few hours);
+# every record made this way says so in its command and notes.
+QUICK = {"mlm_steps": 120, "sweep_steps": 60, "ft_examples": 1000, "eval_blocks": 500, "head_steps": 200}
 FT = {  # the fine-tuning recipe, the same for every run
     "train.epochs": 3, "train.batch_size": 32, "train.lr": 1e-4, "train.warmup_ratio": 0.06,
     "train.weight_decay": 0.01, "data.max_length": 128, "train.log_every": 20,
@@ -69,13 +74,13 @@ def _mlm_record(args, results, method, sparsity, steps, notes, stage, extra_args
         "target_sparsity": sparsity, "achieved_sparsity": round(results["achieved_sparsity"], 6),
         "nonzero_encoder_params": results["nonzero_encoder_params"],
         "metrics": {k: dev[k] for k in ("mlm_accuracy", "mlm_loss", "mlm_perplexity")},
-        "main_metric": round(100 * dev["mlm_accuracy"], 2), "split": "held-out 5% of ../shared/data/text (1000 blocks)",
+        "main_metric": round(100 * dev["mlm_accuracy"], 2), "split": f"held-out 5% of ../shared/data/text ({MLM['data.eval_blocks']} blocks)",
         "seed": args.seed, "train_examples": steps * MLM["train.batch_size"],
         "epochs": round(steps * MLM["train.batch_size"] / blocks, 4), "train_seconds": round(results["train_seconds"], 1),
         "sec_per_step": round(results["sec_per_step_median"] or 0.0, 4), "steps": steps,
         "method_summary": results.get("method_summary"), "head_training": results.get("head_training"),
         "stage": stage,
-        "command": records.command_line("benchmarks/rpp_universal.py", ["--stage", stage, *extra_args]),
+        "command": records.command_line("benchmarks/rpp_universal.py", ["--stage", stage, "--scale", SCALE, *extra_args]),
         "git_commit": args.commit, "machine": records.machine(),
         "notes": f"{notes}; block 128 tokens, batch 32; recipe {json.dumps(MLM, sort_keys=True)}; train_examples = blocks seen",
     }
@@ -109,14 +114,18 @@ def _rpp_name(sparsity, extra):
 
 def stage_sweep(args):
     base = [f"model.name={head_checkpoint(args)}", "prune.method=rpp"]
-    grid = [[f"prune.rpp.eps={e}", f"prune.rpp.reweight_every={t}", "prune.rpp.gamma_rate=1.05"]
-            for e in (1e-4, 1e-3, 1e-2) for t in (10, 50)]
-    grid += [["prune.rpp.eps=1e-3", "prune.rpp.reweight_every=50", f"prune.rpp.gamma_rate={r}"] for r in (1.02, 1.1)]
+    if SWEEP_GRID == "full":
+        grid = [[f"prune.rpp.eps={e}", f"prune.rpp.reweight_every={t}", "prune.rpp.gamma_rate=1.05"]
+                for e in (1e-4, 1e-3, 1e-2) for t in (10, 50)]
+        grid += [["prune.rpp.eps=1e-3", "prune.rpp.reweight_every=50", f"prune.rpp.gamma_rate={r}"] for r in (1.02, 1.1)]
+    else:  # quick: ε and T at the default controller rate
+        grid = [[f"prune.rpp.eps={e}", f"prune.rpp.reweight_every={t}", "prune.rpp.gamma_rate=1.02"]
+                for e in (1e-3, 1e-2) for t in (10, 50)]
     for extra in grid:  # target mode at 80%
         res = _pretrain(args, "sweep-" + _rpp_name(0.8, extra), base + ["prune.sparsity=0.8"] + extra, SWEEP_STEPS)
         records.append(BENCHMARK, _mlm_record(args, res, "rpp", 0.8, SWEEP_STEPS, "sweep (target mode) " + " ".join(extra),
                                               "sweep", ["--text-dir", args.text_dir]))
-    for gamma in (0.1, 1.0, 10.0):  # fixed-gamma mode: what sparsity does a gamma give?
+    for gamma in ((0.1, 1.0, 10.0) if SWEEP_GRID == "full" else (1.0,)):  # fixed-gamma mode: what sparsity does a gamma give?
         extra = [f"prune.rpp.gamma={gamma}", "prune.rpp.eps=1e-3", "prune.rpp.reweight_every=50"]
         res = _pretrain(args, "sweep-" + _rpp_name(0.0, extra), base + ["prune.sparsity=0.0"] + extra, SWEEP_STEPS)
         records.append(BENCHMARK, _mlm_record(args, res, "rpp", 0.0, SWEEP_STEPS, "sweep (fixed gamma) " + " ".join(extra),
@@ -184,7 +193,7 @@ def stage_finetune(args):
                 "mask_equals_universal": report.get("universal_mask", {}).get("mask_equal"),
                 "stage": "finetune",
                 "command": records.command_line("benchmarks/rpp_universal.py", [
-                    "--stage", "finetune", "--glue-dir", args.glue_dir, "--methods", method.split("+")[0],
+                    "--stage", "finetune", "--scale", SCALE, "--glue-dir", args.glue_dir, "--methods", method.split("+")[0],
                     "--sparsities", str(s), "--tasks", task]),
                 "git_commit": args.commit, "machine": records.machine(),
                 "notes": (f"fine-tuned from {'the original model' if method == 'dense' else 'the MLM-stage checkpoint'}"
@@ -204,12 +213,12 @@ def table() -> str:
     lines = ["# RPP vs NIP at the masked-LM stage, then the universal mask fixed while fine-tuning", ""]
     if head:
         h = head[-1]
-        lines += [f"Head training (encoder frozen, {HEAD['head.steps']} steps): held-out MLM accuracy "
+        lines += [f"Head training (encoder frozen, {h['notes'].split(' steps')[0].split(': ')[-1]} steps): held-out MLM accuracy "
                   f"{100 * h['metrics']['mlm_accuracy_before_head']:.2f} → {h['main_metric']:.2f}.", ""]
     if mlm:
         dense = mlm.get(("dense", 0.0))
         lines += ["## Masked-LM stage: held-out MLM accuracy", "",
-                  f"{MLM_STEPS} steps of batch 32 × 128 tokens from the head-trained checkpoint; NIP = gradual magnitude "
+                  f"{next(iter(mlm.values()))['steps']} steps of batch 32 × 128 tokens from the head-trained checkpoint; NIP = gradual magnitude "
                   "pruning; RPP in target-sparsity mode (γ steered along the same cubic schedule, hard cut at 70% of "
                   "the steps, then the mask fixed, as for NIP).", "",
                   "| sparsity | dense | NIP (gmp) | RPP | RPP: zeros from proximal steps | RPP: added by the cut |",
@@ -223,19 +232,21 @@ def table() -> str:
         lines.append("")
     if ft:
         methods = sorted({(k[1], k[2]) for k in ft}, key=lambda m: (m[1], m[0]))
+        tasks = [t for t in TASKS if any(k[0] == t for k in ft)]
+        n_train = sorted({ft[k]["notes"].split("seeded subsample of ")[1].split(" ")[0] for k in ft})
         lines += ["## Fine-tuning with the universal mask fixed (dev metric, 0-100)", "",
-                  f"Seeded subsamples of {FT_TRAIN_EXAMPLES} training examples per task, full dev sets, 3 epochs, one recipe. "
+                  f"Seeded subsamples of {'/'.join(n_train)} training examples per task, full dev sets, 3 epochs, one recipe. "
                   "Share = average over tasks / the dense average.", "",
-                  "| method | sparsity | " + " | ".join(f"{t} ({MAIN[t]})" for t in TASKS) + " | average | share of dense | mask = universal |",
-                  "|---|---|" + "---|" * (len(TASKS) + 3)]
+                  "| method | sparsity | " + " | ".join(f"{t} ({MAIN[t]})" for t in tasks) + " | average | share of dense | mask = universal |",
+                  "|---|---|" + "---|" * (len(tasks) + 3)]
         dense_avg = None
         rows = []
         for m, s in methods:
-            vals = [ft.get((t, m, s), {}).get("main_metric") for t in TASKS]
+            vals = [ft.get((t, m, s), {}).get("main_metric") for t in tasks]
             avg = statistics.mean(vals) if all(v is not None for v in vals) else None
             if m == "dense":
                 dense_avg = avg
-            eq = {ft[(t, m, s)].get("mask_equals_universal") for t in TASKS if (t, m, s) in ft}
+            eq = {ft[(t, m, s)].get("mask_equals_universal") for t in tasks if (t, m, s) in ft}
             rows.append((m, s, vals, avg, eq))
         for m, s, vals, avg, eq in rows:
             share = f"{100 * avg / dense_avg:.1f}%" if avg is not None and dense_avg else "-"
@@ -244,7 +255,7 @@ def table() -> str:
                          if avg is not None else f"| {m} | {s:.2f} | " + " | ".join(f"{v:.2f}" if v is not None else "-" for v in vals) + " | - | - | |")
         lines.append("")
     if sweep:
-        lines += ["## RPP hyper-parameter sweep (short runs, 150 steps)", "",
+        lines += [f"## RPP hyper-parameter sweep (short runs, {sweep[-1]['steps']} steps)", "",
                   "| mode | settings | achieved sparsity | from proximal steps | MLM accuracy |", "|---|---|---|---|---|"]
         for r in sweep:
             ms = r.get("method_summary") or {}
@@ -258,6 +269,7 @@ def table() -> str:
 
 
 def main() -> None:
+    global MLM_STEPS, SWEEP_STEPS, FT_TRAIN_EXAMPLES, SWEEP_GRID, SCALE
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--stage", nargs="+", choices=["head", "sweep", "mlm", "finetune"], default=[])
     p.add_argument("--text-dir", default=os.environ.get("BERTPRUNE_TEXT_DIR"))
@@ -270,18 +282,24 @@ def main() -> None:
     p.add_argument("--rpp-settings", nargs="*", default=[], metavar="prune.rpp.KEY=VALUE",
                    help="RPP settings for the mlm stage (default: bertprune's defaults)")
     p.add_argument("--rpp-from-sweep", action="store_true", help="mlm stage: use the best target-mode sweep settings")
+    p.add_argument("--scale", choices=["full", "quick"], default="full",
+                   help=f"quick: {QUICK} and a smaller sweep grid (stated in every record)")
     p.add_argument("--quiet", action="store_true")
     p.add_argument("--smoke", action="store_true", help="a tiny version of every stage, to check the script (records go "
                    "to $BERTPRUNE_BENCH_RESULTS, which must be set)")
     args = p.parse_args()
     if args.smoke:
-        global MLM_STEPS, SWEEP_STEPS, FT_TRAIN_EXAMPLES
         if "BERTPRUNE_BENCH_RESULTS" not in os.environ:
             p.error("--smoke needs $BERTPRUNE_BENCH_RESULTS, so that no smoke record lands in benchmarks/results")
         MLM_STEPS, SWEEP_STEPS, FT_TRAIN_EXAMPLES = 3, 3, 32
         HEAD["head.steps"] = 2
         MLM.update({"data.max_documents": 400, "data.eval_blocks": 16, "train.batch_size": 8})
         FT.update({"train.epochs": 1, "train.batch_size": 8})
+    if args.scale == "quick":
+        SWEEP_GRID = SCALE = "quick"
+        MLM_STEPS, SWEEP_STEPS, FT_TRAIN_EXAMPLES = QUICK["mlm_steps"], QUICK["sweep_steps"], QUICK["ft_examples"]
+        HEAD["head.steps"] = QUICK["head_steps"]
+        MLM["data.eval_blocks"] = QUICK["eval_blocks"]
     args.commit = records.git_commit()
     if set(args.stage) & {"head", "sweep", "mlm"} and not args.text_dir:
         p.error("--text-dir (or $BERTPRUNE_TEXT_DIR) is required for the masked-LM stages")
