@@ -187,15 +187,16 @@ def stage_cost(args, steps: int = 20):
 def table() -> str:
     recs = records.latest(records.read(BENCHMARK), key=lambda r: (r["task"], r["model"], r["method"], r["target_sparsity"]))
     rows = sorted({(m, meth, s) for (_, m, meth, s) in recs}, key=lambda k: (k[0] != L6, k[1] != "dense", k[1], k[2]))
+    tasks = [t for t in TASKS if any(k[0] == t for k in recs)]  # the tasks run so far (a stated subset)
     lines = ["# Pruning while distilling vs a small dense model", "",
              "Dev metric (0-100) of the final model; share = metric / the dense teacher's on the same task; "
              "non-zero encoder weights = non-zero weights in the encoder's linear matrices.", "",
-             "| model | method | sparsity | non-zero encoder weights | " + " | ".join(f"{t} ({gm.MAIN[t]})" for t in TASKS)
-             + " | average | share of teacher |", "|---|---|---|---|" + "---|" * (len(TASKS) + 2)]
-    teacher = {t: recs.get((t, L6, "dense", 0.0)) for t in TASKS}
+             "| model | method | sparsity | non-zero encoder weights | " + " | ".join(f"{t} ({gm.MAIN[t]})" for t in tasks)
+             + " | average | share of teacher |", "|---|---|---|---|" + "---|" * (len(tasks) + 2)]
+    teacher = {t: recs.get((t, L6, "dense", 0.0)) for t in tasks}
     for model, method, s in rows:
         cells, shares, nnz = [], [], None
-        for t in TASKS:
+        for t in tasks:
             r = recs.get((t, model, method, s))
             if r is None:
                 cells.append("-")
@@ -205,8 +206,8 @@ def table() -> str:
             if teacher[t] and teacher[t]["main_metric"]:
                 shares.append(r["main_metric"] / teacher[t]["main_metric"])
         vals = [float(c) for c in cells if c != "-"]
-        avg = f"{statistics.mean(vals):.2f}" if len(vals) == len(TASKS) else "-"
-        share = f"{100 * statistics.mean(shares):.1f}%" if len(shares) == len(TASKS) else "-"
+        avg = f"{statistics.mean(vals):.2f}" if len(vals) == len(tasks) else "-"
+        share = f"{100 * statistics.mean(shares):.1f}%" if len(shares) == len(tasks) else "-"
         label = "dense (teacher)" if (model, method) == (L6, "dense") else method
         lines.append(f"| {model} | {label} | {s:.2f} | {nnz:,} | " + " | ".join(cells) + f" | {avg} | {share} |")
     cost = records.RESULTS / "distill_step_cost.json"
