@@ -185,7 +185,10 @@ def table() -> str:
                       f"{1e3 * o['after_step_max_sec']:.0f} ms at a mask update. `{o['command']}`"]
     any_rec = next(iter(recs.values()), None)
     if any_rec:
-        lines += ["", f"Machine: {any_rec['machine']}. Commit: {any_rec['git_commit']}.",
+        commits = sorted({r["git_commit"][:7] for r in recs.values()})
+        lines += ["", f"Machine: {any_rec['machine']}. Commits: {', '.join(commits)} (each record names its own; "
+                      "a 6-step MRPC gmp run, `bertprune finetune --task mrpc --method gmp --sparsity 0.8 --max-steps 6 "
+                      "--train-examples 192 prune.schedule.every=2`, gives bit-identical final weights at 3c991f8 and bd8c594).",
                   f"Recipe: {json.dumps(RECIPE, sort_keys=True)}.",
                   "Reproduce one row: the `command` field of its record in `glue_magnitude.jsonl`."]
     return "\n".join(lines) + "\n"
