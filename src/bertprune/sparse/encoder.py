@@ -90,13 +90,8 @@ class EncoderEngine:
 
     def layer(self, L: _Layer, ht: torch.Tensor, mask: torch.Tensor | None, B: int, S: int) -> torch.Tensor:
         H, h, d = self.hidden, self.heads, self.head_dim
-        qkv_t = L.qkv.forward_t(ht)  # [3*hidden, batch*seq]
-        # SDPA's fused CPU kernel needs head_dim contiguous; with the feature-major layout it would
-        # silently fall back to the slow math path (softmax + masks in separate passes), so transpose once.
-        qkv = qkv_t.t().contiguous().view(B, S, 3, h, d)
-        q, k, v = (qkv[:, :, i].transpose(1, 2) for i in range(3))  # [batch, heads, seq, head_dim]
-        ctx = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # [batch, heads, seq, head_dim]
-        ctx_t = ctx.transpose(1, 2).reshape(B * S, H).t().contiguous()  # [hidden, batch*seq]
+        q, k, v = L.qkv.forward_t(ht).view(3, h, d, B, S).unbind(0)  # each [heads, head_dim, batch, seq]
+        ctx_t = _attention_t(q, k, v, mask, d).reshape(H, B * S)  # [hidden, batch*seq]
         h1 = _add_layernorm_t(L.attn_out.forward_t(ctx_t), ht, L.ln1)
         inner = self.act(L.ffn_in.forward_t(h1))
         return _add_layernorm_t(L.ffn_out.forward_t(inner), h1, L.ln2)
@@ -128,6 +123,25 @@ class EncoderEngine:
             if keep_all:
                 states.append(ht.t().reshape(B, S, H))
         return ht.t().reshape(B, S, H), states
+
+
+def _attention_t(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None, d: int) -> torch.Tensor:
+    """Softmax attention in the feature-major layout: q, k, v [heads, head_dim, batch, seq] →
+    context [heads, head_dim, batch, seq]. With one sequence (the engine's groups at seq 128) the
+    batched matmuls read the layout as it is (BLAS transposes for free), where SDPA would need two
+    transposing copies per layer. ``mask``: additive, [batch, 1, 1, seq], or None."""
+    B = q.shape[2]
+    if B == 1:
+        q3, k3, v3 = q[:, :, 0], k[:, :, 0], v[:, :, 0]  # [heads, head_dim, seq]
+        scores = torch.bmm(q3.transpose(1, 2), k3).mul_(1.0 / math.sqrt(d))  # [heads, seq, seq]
+        if mask is not None:  # after the scale, so masked scores stay at the dtype's minimum
+            scores.add_(mask[0])
+        return torch.bmm(v3, torch.softmax(scores, -1).transpose(1, 2)).unsqueeze(2)  # [heads, head_dim, 1, seq]
+    scores = torch.matmul(q.permute(2, 0, 3, 1), k.permute(2, 0, 1, 3)).mul_(1.0 / math.sqrt(d))  # [batch, heads, seq, seq]
+    if mask is not None:
+        scores.add_(mask)
+    ctx = torch.matmul(v.permute(2, 0, 1, 3), torch.softmax(scores, -1).transpose(-1, -2))  # [batch, heads, head_dim, seq]
+    return ctx.permute(1, 2, 0, 3)
 
 
 def _engine_forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, head_mask=None,
