@@ -118,7 +118,7 @@ def stage_runs(args):
         for method, model, sparsity, name, fn, notes in plan:
             if args.only and (name or "teacher") not in args.only:
                 continue
-            reused = reuse(task, method, sparsity) if model == L6 and method in ("dense", "gmp") and not args.only else None
+            reused = reuse(task, method, sparsity) if model == L6 and method in ("dense", "gmp") else None
             if reused is not None and (method != "dense" or (teacher_dir(args, task) / "final").is_dir()):
                 records.append(BENCHMARK, reused)
                 continue
