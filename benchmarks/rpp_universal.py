@@ -288,6 +288,11 @@ def main() -> None:
     p.add_argument("--smoke", action="store_true", help="a tiny version of every stage, to check the script (records go "
                    "to $BERTPRUNE_BENCH_RESULTS, which must be set)")
     args = p.parse_args()
+    if args.scale == "quick":
+        SWEEP_GRID = SCALE = "quick"
+        MLM_STEPS, SWEEP_STEPS, FT_TRAIN_EXAMPLES = QUICK["mlm_steps"], QUICK["sweep_steps"], QUICK["ft_examples"]
+        HEAD["head.steps"] = QUICK["head_steps"]
+        MLM["data.eval_blocks"] = QUICK["eval_blocks"]
     if args.smoke:
         if "BERTPRUNE_BENCH_RESULTS" not in os.environ:
             p.error("--smoke needs $BERTPRUNE_BENCH_RESULTS, so that no smoke record lands in benchmarks/results")
@@ -295,11 +300,6 @@ def main() -> None:
         HEAD["head.steps"] = 2
         MLM.update({"data.max_documents": 400, "data.eval_blocks": 16, "train.batch_size": 8})
         FT.update({"train.epochs": 1, "train.batch_size": 8})
-    if args.scale == "quick":
-        SWEEP_GRID = SCALE = "quick"
-        MLM_STEPS, SWEEP_STEPS, FT_TRAIN_EXAMPLES = QUICK["mlm_steps"], QUICK["sweep_steps"], QUICK["ft_examples"]
-        HEAD["head.steps"] = QUICK["head_steps"]
-        MLM["data.eval_blocks"] = QUICK["eval_blocks"]
     args.commit = records.git_commit()
     if set(args.stage) & {"head", "sweep", "mlm"} and not args.text_dir:
         p.error("--text-dir (or $BERTPRUNE_TEXT_DIR) is required for the masked-LM stages")

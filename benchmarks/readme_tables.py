@@ -1,0 +1,98 @@
+"""Print the README's summary tables from the committed records (so the README never drifts from them).
+
+    python benchmarks/readme_tables.py
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import records  # noqa: E402
+
+GLUE_TASKS = ["mrpc", "stsb", "rte", "cola", "sst2"]
+MAIN = {"sst2": "acc", "mrpc": "F1", "stsb": "Spearman", "cola": "MCC", "rte": "acc"}
+
+
+def glue() -> str:
+    recs = records.latest(records.read("glue_magnitude"), key=lambda r: (r["task"], r["method"], r["target_sparsity"]))
+    if not recs:
+        return ""
+    sparsities = sorted({k[2] for k in recs})
+    lines = ["| method | sparsity | " + " | ".join(f"{t} ({MAIN[t]})" for t in GLUE_TASKS) + " | average | share of dense |",
+             "|---|---|" + "---|" * (len(GLUE_TASKS) + 2)]
+    dense_avg = None
+    for s in sparsities:
+        m = "dense" if s == 0 else "gmp"
+        vals = [recs.get((t, m, s), {}).get("main_metric") for t in GLUE_TASKS]
+        ok = all(v is not None for v in vals)
+        avg = statistics.mean(vals) if ok else None
+        if s == 0:
+            dense_avg = avg
+        share = f"{100 * avg / dense_avg:.1f}%" if ok and dense_avg else "-"
+        lines.append(f"| {m} | {s:.2f} | " + " | ".join("-" if v is None else f"{v:.2f}" for v in vals)
+                     + f" | {'-' if avg is None else f'{avg:.2f}'} | {share} |")
+    return "\n".join(lines)
+
+
+def rpp() -> str:
+    recs = records.read("rpp_universal")
+    mlm = records.latest([r for r in recs if r.get("stage") == "mlm"], key=lambda r: (r["method"], r["target_sparsity"]))
+    ft = records.latest([r for r in recs if r.get("stage") == "finetune"], key=lambda r: (r["task"], r["method"], r["target_sparsity"]))
+    if not mlm:
+        return ""
+    sparsities = sorted({k[1] for k in mlm if k[0] != "dense"})
+    tasks = [t for t in GLUE_TASKS if any(k[0] == t for k in ft)]
+    head = "| | " + " | ".join(f"{s:.0%}" for s in sparsities) + " |"
+    lines = [head, "|---|" + "---|" * len(sparsities)]
+    dense = mlm.get(("dense", 0.0))
+    lines.append("| MLM accuracy, dense (same steps) | " + " | ".join(f"{dense['main_metric']:.2f}" if dense else "-" for _ in sparsities) + " |")
+    for m, label in (("gmp", "NIP"), ("rpp", "RPP")):
+        lines.append(f"| MLM accuracy, {label} | " + " | ".join(f"{mlm[(m, s)]['main_metric']:.2f}" if (m, s) in mlm else "-"
+                                                        for s in sparsities) + " |")
+    for t in tasks:
+        d = ft.get((t, "dense", 0.0))
+        dm = ft.get((t, "dense+mlm", 0.0))
+        for m, label in (("gmp+mask", "NIP mask"), ("rpp+mask", "RPP mask")):
+            lines.append(f"| {t} ({MAIN[t]}), {label} fixed | " + " | ".join(
+                f"{ft[(t, m, s)]['main_metric']:.2f}" if (t, m, s) in ft else "-" for s in sparsities) + " |")
+        lines.append(f"| {t}, dense: original / after the MLM stage | "
+                     + f"{d['main_metric'] if d else '-'} / {dm['main_metric'] if dm else '-'} |" + " |" * (len(sparsities) - 1))
+    return "\n".join(lines)
+
+
+def distill() -> str:
+    path = records.RESULTS / "distill_vs_small_dense.md"
+    return path.read_text().split("\n\n", 2)[2].split("\n\n")[0] if path.exists() else ""
+
+
+def inference() -> str:
+    recs = records.latest(records.read("inference"), key=lambda r: (r["engine"], r["target_sparsity"], r["granularity"], r["batch_size"]))
+    if not recs:
+        return ""
+    rows = [("dense", 0.0, None, ["torch-default", "torch-onednn", "ort-fp32", "ort-int8", "deepsparse"]),
+            ("90% unstructured", 0.9, "unstructured", ["bertprune-fp32", "bertprune-int8", "deepsparse"]),
+            ("90% 4x1 blocks", 0.9, "4x1", ["bertprune-fp32", "bertprune-int8", "deepsparse"]),
+            ("95% unstructured", 0.95, "unstructured", ["bertprune-fp32", "bertprune-int8", "deepsparse"])]
+    lines = ["| model | engine | batch 1 (ms) | batch 8 (ms) | vs torch default, b8 | vs ORT fp32, b8 |", "|---|---|---|---|---|---|"]
+    base = {b: recs[("torch-default", 0.0, None, b)]["latency_ms_median"] for b in (1, 8) if ("torch-default", 0.0, None, b) in recs}
+    ort = recs.get(("ort-fp32", 0.0, None, 8), {}).get("latency_ms_median")
+    for label, s, g, engines in rows:
+        for e in engines:
+            r1, r8 = recs.get((e, s, g, 1)), recs.get((e, s, g, 8))
+            if not r8:
+                continue
+            lines.append(f"| {label} | {e} | {r1['latency_ms_median']:.1f} | {r8['latency_ms_median']:.1f} | "
+                         f"{base[8] / r8['latency_ms_median']:.2f}x | {ort / r8['latency_ms_median']:.2f}x |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    for name, fn in (("glue", glue), ("rpp", rpp), ("distill", distill), ("inference", inference)):
+        print(f"<!-- {name} -->\n{fn()}\n")
+    cost = records.RESULTS / "distill_step_cost.json"
+    if cost.exists():
+        print("distill cost", json.loads(cost.read_text())["ratio"])
