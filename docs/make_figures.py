@@ -41,7 +41,7 @@ def patterns(run: Path, label: str) -> list[str]:
         for role in ("query", "key"):
             name = next(n for n in masks if f".{layer}." in n and f".{role}." in n)
             chosen[f"layer {layer} {role}"] = masks[name]
-    return [str(p) for p in sparsity_patterns(chosen, FIG / f"patterns_qk_{label}", title=f"{label}: query and key masks")]
+    return [str(p.relative_to(ROOT)) for p in sparsity_patterns(chosen, FIG / f"patterns_qk_{label}", title=f"{label}: query and key masks")]
 
 
 def structure(run: Path) -> dict:
@@ -122,6 +122,29 @@ def main() -> None:
     report = sparsity_report(folder)
     layer_sparsity(report, FIG / "layer_sparsity_global90", "all-MiniLM-L6-v2, one-shot magnitude, 90% global")
     out["global_oneshot_0.9"] = {"achieved_sparsity": report["sparsity"]["targeted"]}
+
+    # 5. the sparsity trajectory of the RPP run (proximal zeros, then the cut), and an HTML report
+    from bertprune.plots import sparsity_trajectory
+
+    run = runs / "mlm-rpp-0.9"
+    if (run / "metrics.jsonl").is_file():
+        sparsity_trajectory(run / "metrics.jsonl", FIG / "trajectory_rpp90", "RPP at the masked-LM stage, target 90%")
+    ft = runs / "ft-rpp+mask-0.9-mrpc"
+    if (ft / "final").is_dir():
+        import shutil
+        import subprocess
+
+        from bertprune.html_report import build_html
+
+        html = build_html(ft, ROOT / "runs" / "figures-report.html")
+        browser = shutil.which("chromium") or shutil.which("chromium-browser")
+        if browser:
+            profile = ROOT / "runs" / "figures-chromium-profile"
+            subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync",
+                            "--disable-background-networking", "--disable-component-update", f"--user-data-dir={profile}",
+                            "--window-size=1280,2400", "--virtual-time-budget=5000",
+                            f"--screenshot={FIG / 'html_report.png'}", html.as_uri()], check=True, capture_output=True, timeout=120)
+            out["html_report_screenshot"] = "docs/figures/html_report.png"
 
     (FIG / "figures.json").write_text(json.dumps(out, indent=1, default=str) + "\n")
     print(json.dumps(out, indent=1, default=str))
