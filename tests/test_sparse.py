@@ -123,7 +123,7 @@ def test_fast_encoder_gives_the_masked_dense_model_outputs(tiny_classifier, kind
     method = OneShotMagnitude(0.8, granularity="4x1")
     method.prepare(model, 1)
     fast = copy.deepcopy(model)
-    report = accelerate(fast, tokens=(24,))
+    report = accelerate(fast, tokens=(24,), force=True)  # tiny matrices may all measure fastest dense
     assert len(report.layers) == 8 and all(v["structured_4x1"] for v in report.layers.values())
     ids = torch.randint(5, 60, (3, 8))
     mask = torch.ones_like(ids)
@@ -170,3 +170,15 @@ def test_sparsify_replaces_target_linears_in_any_model(tiny_classifier):
     ids = torch.randint(5, 60, (2, 8))
     with torch.no_grad():
         torch.testing.assert_close(model(input_ids=ids).logits, reference(input_ids=ids).logits, rtol=1e-4, atol=1e-5)
+
+
+@needs_kernels
+def test_accelerate_leaves_the_model_alone_where_every_matrix_is_fastest_dense(tiny_classifier, monkeypatch):
+    from bertprune.sparse import engine as eng
+    from bertprune.sparse.encoder import accelerate
+
+    monkeypatch.setattr(eng.SparseLinear, "measure", lambda self, tokens, repeats=7: {"dense": 1.0, "csr4": 2.0, "csr8": 3.0})
+    model = tiny_classifier("bert").eval()
+    report = accelerate(model, tokens=(16,))
+    assert report.bound is False and set(report.summary()) == {"dense"}
+    assert not hasattr(model.base_model, "_bertprune_engine") and "forward" not in vars(model.base_model)

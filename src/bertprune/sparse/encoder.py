@@ -164,16 +164,21 @@ def _engine_forward(self, input_ids=None, attention_mask=None, token_type_ids=No
 
 
 @torch.no_grad()
-def accelerate(model: torch.nn.Module, int8: bool = False, tokens: tuple[int, ...] = (128, 1024)) -> EngineReport:
+def accelerate(model: torch.nn.Module, int8: bool = False, tokens: tuple[int, ...] = (128, 1024),
+               force: bool = False) -> EngineReport:
     """Bind the fast sparse encoder to ``model`` (in place; eval mode) and measure each layer's paths
-    for the expected token counts (batch × sequence length). Returns the choices made."""
+    for the expected token counts (batch × sequence length). Returns the choices made. Where every
+    matrix measures fastest dense, the model is left as it is (``report.bound`` False) unless ``force``."""
     model.eval()
     base = model.base_model
     engine = EncoderEngine(base, model.config.model_type, int8, tokens)
-    base._bertprune_engine = engine
-    base.forward = types.MethodType(_engine_forward, base)
     report = EngineReport()
     for lin in engine.linears():
         report.layers[lin.name] = {"density": lin.density, "structured_4x1": lin.structured_4x1, "choice": dict(lin.choice),
                                    "timings": {b: dict(v) for b, v in lin.timings.items()}}
+    if set(report.summary()) == {"dense"} and not force:  # nothing to gain: the model's own (batched) forward is the fast dense path
+        report.bound = False
+        return report
+    base._bertprune_engine = engine
+    base.forward = types.MethodType(_engine_forward, base)
     return report

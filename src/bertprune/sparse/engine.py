@@ -194,6 +194,7 @@ class SparseLinear(torch.nn.Module):
 @dataclass
 class EngineReport:
     layers: dict[str, dict] = field(default_factory=dict)
+    bound: bool = True  # False: every matrix measured fastest dense, so the model was left as it was
 
     def summary(self) -> dict[str, int]:
         out: dict[str, int] = {}
