@@ -78,15 +78,18 @@ def inference() -> str:
             ("90% 4x1 blocks", 0.9, "4x1", ["bertprune-fp32", "bertprune-int8", "deepsparse"]),
             ("95% unstructured", 0.95, "unstructured", ["bertprune-fp32", "bertprune-int8", "deepsparse"])]
     lines = ["| model | engine | batch 1 (ms) | batch 8 (ms) | vs torch default, b8 | vs ORT fp32, b8 |", "|---|---|---|---|---|---|"]
-    base = {b: recs[("torch-default", 0.0, None, b)]["latency_ms_median"] for b in (1, 8) if ("torch-default", 0.0, None, b) in recs}
-    ort = recs.get(("ort-fp32", 0.0, None, 8), {}).get("latency_ms_median")
+    # ratios against the dense baselines of the same run (same commit), never across runs
+    ort_of = {r["git_commit"]: r["latency_ms_median"] for r in records.read("inference")
+              if r["engine"] == "ort-fp32" and r["target_sparsity"] == 0 and r["batch_size"] == 8}
     for label, s, g, engines in rows:
         for e in engines:
             r1, r8 = recs.get((e, s, g, 1)), recs.get((e, s, g, 8))
             if not r8:
                 continue
+            ort = ort_of.get(r8["git_commit"])
+            vs_ort = f"{ort / r8['latency_ms_median']:.2f}x" if ort else "-"
             lines.append(f"| {label} | {e} | {r1['latency_ms_median']:.1f} | {r8['latency_ms_median']:.1f} | "
-                         f"{base[8] / r8['latency_ms_median']:.2f}x | {ort / r8['latency_ms_median']:.2f}x |")
+                         f"{r8['speedup_vs_dense_torch']:.2f}x | {vs_ort} |")
     return "\n".join(lines)
 
 
