@@ -85,7 +85,7 @@ def test_portable_kernels_agree_with_the_vectorised_ones():
     c, bl, q = layer.formats["csr"], layer.formats["b4"], layer.formats["int8"]
     for tokens in (300, 77):  # several token tiles (packed slabs, a partial last tile) and one
         xt = torch.randn(64, tokens)
-        for nv in (1, 2, 4, 8):
+        for nv in (2, 4, 8):
             torch.testing.assert_close(k.csr_f32(xt, c["rowptr"], c["cols"], c["vals"], b, nv, False),
                                        k.csr_f32(xt, c["rowptr"], c["cols"], c["vals"], b, nv, True), rtol=1e-5, atol=1e-5)
         for nv in (2, 4):

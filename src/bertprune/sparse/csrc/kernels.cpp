@@ -98,29 +98,6 @@ __attribute__((target("avx512f,avx512bw"))) void csr_f32_avx512(const float* xt,
   }
 }
 
-// One 16-token vector per row and four partial sums over the row's non-zeros: the slab of X is
-// only 64 bytes per input (it stays in L1 for K <= 512), and the four independent FMA chains hide
-// the FMA latency that a single accumulator would expose.
-__attribute__((target("avx512f,avx512bw"))) void csr_f32_avx512_v1(const int32_t* rowptr, const int32_t* cols,
-                                                                  const float* vals, const float* bias, float* yt, int64_t T,
-                                                                  int64_t n0, int64_t n1, int64_t t0, int64_t tn,
-                                                                  const float* xs, int64_t ldx, float* yo, int64_t ldy) {
-  const __mmask16 m = tn >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << tn) - 1);
-  for (int64_t n = n0; n < n1; ++n) {
-    __m512 a0 = _mm512_set1_ps(bias ? bias[n] : 0.f), a1 = _mm512_setzero_ps(), a2 = a1, a3 = a1;
-    int32_t j = rowptr[n];
-    const int32_t e = rowptr[n + 1];
-    for (; j + 4 <= e; j += 4) {
-      a0 = _mm512_fmadd_ps(_mm512_set1_ps(vals[j]), _mm512_maskz_loadu_ps(m, xs + (int64_t)cols[j] * ldx), a0);
-      a1 = _mm512_fmadd_ps(_mm512_set1_ps(vals[j + 1]), _mm512_maskz_loadu_ps(m, xs + (int64_t)cols[j + 1] * ldx), a1);
-      a2 = _mm512_fmadd_ps(_mm512_set1_ps(vals[j + 2]), _mm512_maskz_loadu_ps(m, xs + (int64_t)cols[j + 2] * ldx), a2);
-      a3 = _mm512_fmadd_ps(_mm512_set1_ps(vals[j + 3]), _mm512_maskz_loadu_ps(m, xs + (int64_t)cols[j + 3] * ldx), a3);
-    }
-    for (; j < e; ++j) a0 = _mm512_fmadd_ps(_mm512_set1_ps(vals[j]), _mm512_maskz_loadu_ps(m, xs + (int64_t)cols[j] * ldx), a0);
-    _mm512_mask_storeu_ps(yo + (n - n0) * ldy, m, _mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
-  }
-}
-
 void csr_f32_portable(const float* xt, int64_t T, const int32_t* rowptr, const int32_t* cols, const float* vals,
                       const float* bias, float* yt, int64_t n0, int64_t n1, int64_t t0, int64_t tn) {
   for (int64_t n = n0; n < n1; ++n) {
@@ -257,11 +234,10 @@ torch::Tensor csr_f32(torch::Tensor xt, torch::Tensor rowptr, torch::Tensor cols
                                                              int64_t ldx, float* yo, int64_t ldy) {
     if (!vec) return csr_f32_portable(x, T, rp, c, w, b, y, n0, n1, t0, tn);
     switch (nv) {
-      case 1: return csr_f32_avx512_v1(rp, c, w, b, y, T, n0, n1, t0, tn, xs, ldx, yo, ldy);
       case 2: return csr_f32_avx512<2>(x, T, rp, c, w, b, y, n0, n1, t0, tn, xs, ldx, yo, ldy);
       case 4: return csr_f32_avx512<4>(x, T, rp, c, w, b, y, n0, n1, t0, tn, xs, ldx, yo, ldy);
       case 8: return csr_f32_avx512<8>(x, T, rp, c, w, b, y, n0, n1, t0, tn, xs, ldx, yo, ldy);
-      default: TORCH_CHECK(false, "nv must be 1, 2, 4 or 8");
+      default: TORCH_CHECK(false, "nv must be 2, 4 or 8");
     }
   });
   return yt;
