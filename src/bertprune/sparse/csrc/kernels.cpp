@@ -75,9 +75,8 @@ void parallel_tiles_packed(int64_t units, int64_t rows_per_unit, const float* xt
 
 // ---------------------------------------------------------------- fp32, unstructured CSR
 template <int NV>
-__attribute__((target("avx512f,avx512bw"))) void csr_f32_avx512(const float* xt, int64_t T, const int32_t* rowptr,
-                                                                  const int32_t* cols, const float* vals, const float* bias,
-                                                                  float* yt, int64_t n0, int64_t n1, int64_t t0, int64_t tn,
+__attribute__((target("avx512f,avx512bw"))) void csr_f32_avx512(const int32_t* rowptr, const int32_t* cols, const float* vals,
+                                                                  const float* bias, int64_t n0, int64_t n1, int64_t tn,
                                                                   const float* xs, int64_t ldx, float* yo, int64_t ldy) {
   __mmask16 m[NV];
   for (int v = 0; v < NV; ++v) {
@@ -114,9 +113,9 @@ void csr_f32_portable(const float* xt, int64_t T, const int32_t* rowptr, const i
 
 // ---------------------------------------------------------------- fp32, 4x1 blocks
 template <int NV>
-__attribute__((target("avx512f,avx512bw"))) void b4_f32_avx512(const float* xt, int64_t T, const int32_t* browptr,
+__attribute__((target("avx512f,avx512bw"))) void b4_f32_avx512(const int32_t* browptr,
                                                                  const int32_t* bcols, const float* bvals, const float* bias,
-                                                                 float* yt, int64_t g0, int64_t g1, int64_t t0, int64_t tn,
+                                                                 int64_t g0, int64_t g1, int64_t tn,
                                                                  const float* xs, int64_t ldx, float* yo, int64_t ldy) {
   __mmask16 m[NV];
   for (int v = 0; v < NV; ++v) {
@@ -234,9 +233,9 @@ torch::Tensor csr_f32(torch::Tensor xt, torch::Tensor rowptr, torch::Tensor cols
                                                              int64_t ldx, float* yo, int64_t ldy) {
     if (!vec) return csr_f32_portable(x, T, rp, c, w, b, y, n0, n1, t0, tn);
     switch (nv) {
-      case 2: return csr_f32_avx512<2>(x, T, rp, c, w, b, y, n0, n1, t0, tn, xs, ldx, yo, ldy);
-      case 4: return csr_f32_avx512<4>(x, T, rp, c, w, b, y, n0, n1, t0, tn, xs, ldx, yo, ldy);
-      case 8: return csr_f32_avx512<8>(x, T, rp, c, w, b, y, n0, n1, t0, tn, xs, ldx, yo, ldy);
+      case 2: return csr_f32_avx512<2>(rp, c, w, b, n0, n1, tn, xs, ldx, yo, ldy);
+      case 4: return csr_f32_avx512<4>(rp, c, w, b, n0, n1, tn, xs, ldx, yo, ldy);
+      case 8: return csr_f32_avx512<8>(rp, c, w, b, n0, n1, tn, xs, ldx, yo, ldy);
       default: TORCH_CHECK(false, "nv must be 2, 4 or 8");
     }
   });
@@ -258,8 +257,8 @@ torch::Tensor b4_f32(torch::Tensor xt, torch::Tensor browptr, torch::Tensor bcol
                                                              int64_t ldx, float* yo, int64_t ldy) {
     if (!vec) return b4_f32_portable(x, T, rp, c, w, b, y, g0, g1, t0, tn);
     switch (nv) {
-      case 2: return b4_f32_avx512<2>(x, T, rp, c, w, b, y, g0, g1, t0, tn, xs, ldx, yo, ldy);
-      case 4: return b4_f32_avx512<4>(x, T, rp, c, w, b, y, g0, g1, t0, tn, xs, ldx, yo, ldy);
+      case 2: return b4_f32_avx512<2>(rp, c, w, b, g0, g1, tn, xs, ldx, yo, ldy);
+      case 4: return b4_f32_avx512<4>(rp, c, w, b, g0, g1, tn, xs, ldx, yo, ldy);
       default: TORCH_CHECK(false, "nv must be 2 or 4");
     }
   });
