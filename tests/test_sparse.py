@@ -99,10 +99,15 @@ def test_portable_kernels_agree_with_the_vectorised_ones():
 
 
 @needs_kernels
-def test_dispatch_picks_dense_where_sparse_loses(monkeypatch):
-    w, b = _pruned(256, 256, 0.0)  # nothing pruned: every sparse path does the dense work, slower
+def test_dispatch_picks_the_fastest_measured_path(monkeypatch):
+    # Real measurement: the choice is the argmin of what was timed. Which path wins is the
+    # machine's business (a loaded CI runner can time a 0%-sparse block kernel under dense),
+    # so the test asserts the rule, not a speed.
+    w, b = _pruned(256, 256, 0.0)
     layer = SparseLinear(w, b)
-    assert layer.path_for(512) == "dense", layer.timings
+    chosen = layer.path_for(512)
+    timed = layer.timings[512]
+    assert "dense" in timed and chosen == min(timed, key=timed.get), timed
     # the rule itself, on given timings
     import bertprune.sparse.engine as eng
 
