@@ -1,8 +1,10 @@
 """Benchmark: inference latency of all-MiniLM-L6-v2, dense and pruned, across engines.
 
-Models: the dense model, and 80/90/95% sparse versions with unstructured masks and with 4x1 blocks
-(one-shot magnitude pruning of the attention and FFN matrices; latency does not depend on the
-values, and the sparse engine's outputs are checked against the masked dense model). Batch 1 and
+Models: the dense model, and 80/90/95% sparse versions with unstructured masks, 4x1 blocks (4
+output rows share an input: the fp32 block kernel) and 1x4 blocks (4 consecutive inputs: full
+groups for the int8 VNNI kernel), by one-shot magnitude pruning of the attention and FFN matrices
+(latency does not depend on the values; the sparse engine's outputs are checked against the
+masked dense model). Batch 1 and
 8, sequence 128 (random tokens, no padding), 2 threads, all in one run. Engines:
 
 ``torch-default``   PyTorch eager (MKL linear, SDPA attention)
@@ -37,7 +39,7 @@ import records  # noqa: E402
 BENCHMARK = "inference"
 MODEL = "all-MiniLM-L6-v2"
 SEQ = 128
-VARIANTS = [("dense", 0.0, "unstructured")] + [(f"{p}", s, p) for s in (0.8, 0.9, 0.95) for p in ("unstructured", "4x1")]
+VARIANTS = [("dense", 0.0, "unstructured")] + [(f"{p}", s, p) for s in (0.8, 0.9, 0.95) for p in ("unstructured", "4x1", "1x4")]
 
 
 def make_model(sparsity: float, pattern: str):

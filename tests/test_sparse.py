@@ -1,6 +1,7 @@
 """Compact files, the sparse kernels and engine, ONNX: exactness against the masked dense model."""
 
 import copy
+import itertools
 import json
 
 import pytest
@@ -71,8 +72,12 @@ def test_every_path_matches_the_masked_dense_layer(n, k, sparsity, pattern, toke
         if path.startswith("int8"):  # dynamic quantisation: close, not equal
             scale = (x.abs().amax(1, keepdim=True) * w.abs().amax(1)[None, :]).clamp(min=1e-6)
             assert ((got - ref).abs() / scale).max() < 0.05 * k ** 0.5, path
+            # GELU (fused or not) of the same int8 result: exact up to the GELU's own rounding
+            torch.testing.assert_close(layer.run_t(path, xt, gelu=True).t(), torch.nn.functional.gelu(got), rtol=1e-5, atol=2e-6)
         else:
             torch.testing.assert_close(got, ref, rtol=1e-5, atol=1e-5, msg=path)
+            # the FFN's exact GELU, fused into the kernel's store
+            torch.testing.assert_close(layer.run_t(path, xt, gelu=True).t(), torch.nn.functional.gelu(ref), rtol=1e-5, atol=1e-5, msg=path)
     fp32_layer = SparseLinear(w, b)  # the nn.Linear drop-in runs whichever fp32 path it measures fastest
     torch.testing.assert_close(fp32_layer(x.view(1, tokens, k)), ref.view(1, tokens, n), rtol=1e-5, atol=1e-5)
 
@@ -85,17 +90,49 @@ def test_portable_kernels_agree_with_the_vectorised_ones():
     c, bl, q = layer.formats["csr"], layer.formats["b4"], layer.formats["int8"]
     for tokens in (300, 77):  # several token tiles (packed slabs, a partial last tile) and one
         xt = torch.randn(64, tokens)
-        for nv in (2, 4, 8):
-            torch.testing.assert_close(k.csr_f32(xt, c["rowptr"], c["cols"], c["vals"], b, nv, False),
-                                       k.csr_f32(xt, c["rowptr"], c["cols"], c["vals"], b, nv, True), rtol=1e-5, atol=1e-5)
-        for nv in (2, 4):
-            torch.testing.assert_close(k.b4_f32(xt, bl["browptr"], bl["bcols"], bl["bvals"], b, nv, False),
-                                       k.b4_f32(xt, bl["browptr"], bl["bcols"], bl["bvals"], b, nv, True), rtol=1e-5, atol=1e-5)
+        for nv, gelu in itertools.product((2, 4, 8), (False, True)):
+            torch.testing.assert_close(k.csr_f32(xt, c["rowptr"], c["cols"], c["vals"], b, nv, False, gelu),
+                                       k.csr_f32(xt, c["rowptr"], c["cols"], c["vals"], b, nv, True, gelu), rtol=1e-5, atol=1e-5)
+        for nv, gelu in itertools.product((2, 4), (False, True)):
+            torch.testing.assert_close(k.b4_f32(xt, bl["browptr"], bl["bcols"], bl["bvals"], b, nv, False, gelu),
+                                       k.b4_f32(xt, bl["browptr"], bl["bcols"], bl["bvals"], b, nv, True, gelu), rtol=1e-5, atol=1e-5)
     xq, sx = k.quantize_tokens_t(xt)
     args = (xq, sx, q["growptr"], q["gcols"], q["gvals"], q["wscale"], q["wsum"], b)
-    torch.testing.assert_close(k.csr_i8(*args, 4, False), k.csr_i8(*args, 4, True), rtol=1e-5, atol=1e-4)
+    for gelu in (False, True):
+        torch.testing.assert_close(k.csr_i8(*args, 4, False, gelu), k.csr_i8(*args, 4, True, gelu), rtol=1e-5, atol=1e-4)
     xq2, sx2 = k.quantize_tokens(xt.t().contiguous())
     assert torch.equal(xq, xq2) and torch.equal(sx, sx2)
+
+
+@needs_kernels
+def test_gelu_and_softmax_kernels_match_pytorch():
+    k = kernels.load()
+    x = torch.randn(1000, generator=torch.Generator().manual_seed(0)) * 4
+    x[:6] = torch.tensor([0.0, -0.0, 1e-30, -60.0, 60.0, -5.5])
+    for portable in (False, True):
+        torch.testing.assert_close(k.gelu_(x.clone(), portable), torch.nn.functional.gelu(x), rtol=1e-5, atol=2e-6)
+    for b, rows, seq in [(1, 24, 128), (3, 10, 37), (2, 4, 5)]:  # whole and partial 16-lane vectors
+        scores = torch.randn(b, rows, seq, generator=torch.Generator().manual_seed(1)) * 5
+        mask = torch.zeros(b, seq)
+        mask[0, seq // 2:] = torch.finfo(torch.float32).min  # padding, as the engine builds it
+        for m, portable in itertools.product((None, mask), (False, True)):
+            expected = torch.softmax(scores * 0.125 + (0 if m is None else m[:, None, :]), -1)
+            got = k.softmax_(scores.clone(), 0.125, m, portable)
+            torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-7)
+            if m is not None:
+                assert (got[0, :, seq // 2:] == 0).all()  # padded keys get exactly no weight
+
+
+@needs_kernels
+@pytest.mark.parametrize("tokens", [1, 37, 128])
+def test_add_layernorm_kernel_matches_pytorch(tokens):
+    k = kernels.load()
+    g = torch.Generator().manual_seed(0)
+    x, r = torch.randn(384, tokens, generator=g), torch.randn(384, tokens, generator=g) + 20.0  # a large mean, as in outlier dims
+    w, b = torch.randn(384, generator=g), torch.randn(384, generator=g)
+    expected = torch.nn.functional.layer_norm((x + r).t(), (384,), w, b, 1e-12).t()
+    for portable in (False, True):
+        torch.testing.assert_close(k.add_layernorm_t(x, r, w, b, 1e-12, portable), expected, rtol=1e-5, atol=2e-5)
 
 
 @needs_kernels

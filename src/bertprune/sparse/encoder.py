@@ -52,7 +52,7 @@ class _Layer:
 def _add_layernorm_t(xt, rt, ln):
     w, b, eps = ln
     if kernels.available():
-        return kernels.load().add_layernorm_t(xt, rt, w, b, eps)
+        return kernels.load().add_layernorm_t(xt, rt, w, b, eps, False)
     return F.layer_norm((xt + rt).t(), (xt.shape[0],), w, b, eps).t().contiguous()
 
 
@@ -65,7 +65,9 @@ class EncoderEngine:
         self.heads = getattr(cfg, "num_attention_heads", None) or cfg.n_heads
         self.hidden = getattr(cfg, "hidden_size", None) or cfg.dim
         self.head_dim = self.hidden // self.heads
-        self.act = ACT2FN[getattr(cfg, "hidden_act", None) or cfg.activation]
+        act = getattr(cfg, "hidden_act", None) or cfg.activation
+        self.act = ACT2FN[act]
+        self.fused_gelu = act == "gelu"  # the exact (erf) GELU, which the sparse kernels apply in place of a pass
         layers_path, *paths = _LAYOUT[model_type]
         layers = base.get_submodule(layers_path)
         self.layers = []
@@ -93,7 +95,7 @@ class EncoderEngine:
         q, k, v = L.qkv.forward_t(ht).view(3, h, d, B, S).unbind(0)  # each [heads, head_dim, batch, seq]
         ctx_t = _attention_t(q, k, v, mask, d).reshape(H, B * S)  # [hidden, batch*seq]
         h1 = _add_layernorm_t(L.attn_out.forward_t(ctx_t), ht, L.ln1)
-        inner = self.act(L.ffn_in.forward_t(h1))
+        inner = L.ffn_in.forward_t(h1, gelu=True) if self.fused_gelu else self.act(L.ffn_in.forward_t(h1))
         return _add_layernorm_t(L.ffn_out.forward_t(inner), h1, L.ln2)
 
     def run(self, embeddings: torch.Tensor, attention_mask: torch.Tensor | None, keep_all: bool):
@@ -114,8 +116,8 @@ class EncoderEngine:
         B, S, H = embeddings.shape
         mask = None
         if attention_mask is not None and not bool(attention_mask.all()):
-            mask = torch.zeros(B, 1, 1, S, dtype=embeddings.dtype)
-            mask.masked_fill_(attention_mask[:, None, None, :] == 0, torch.finfo(embeddings.dtype).min)
+            mask = torch.zeros(B, S, dtype=embeddings.dtype)  # additive: 0 where attended, the dtype's minimum at padding
+            mask.masked_fill_(attention_mask == 0, torch.finfo(embeddings.dtype).min)
         ht = embeddings.reshape(B * S, H).t().contiguous()
         states = [embeddings] if keep_all else None
         for L in self.layers:
@@ -129,19 +131,28 @@ def _attention_t(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.
     """Softmax attention in the feature-major layout: q, k, v [heads, head_dim, batch, seq] →
     context [heads, head_dim, batch, seq]. With one sequence (the engine's groups at seq 128) the
     batched matmuls read the layout as it is (BLAS transposes for free), where SDPA would need two
-    transposing copies per layer. ``mask``: additive, [batch, 1, 1, seq], or None."""
-    B = q.shape[2]
+    transposing copies per layer. ``mask``: additive, [batch, seq], or None."""
+    h, _, B, S = q.shape
     if B == 1:
         q3, k3, v3 = q[:, :, 0], k[:, :, 0], v[:, :, 0]  # [heads, head_dim, seq]
-        scores = torch.bmm(q3.transpose(1, 2), k3).mul_(1.0 / math.sqrt(d))  # [heads, seq, seq]
-        if mask is not None:  # after the scale, so masked scores stay at the dtype's minimum
-            scores.add_(mask[0])
-        return torch.bmm(v3, torch.softmax(scores, -1).transpose(1, 2)).unsqueeze(2)  # [heads, head_dim, 1, seq]
-    scores = torch.matmul(q.permute(2, 0, 3, 1), k.permute(2, 0, 1, 3)).mul_(1.0 / math.sqrt(d))  # [batch, heads, seq, seq]
-    if mask is not None:
-        scores.add_(mask)
-    ctx = torch.matmul(v.permute(2, 0, 1, 3), torch.softmax(scores, -1).transpose(-1, -2))  # [batch, heads, head_dim, seq]
+        scores = torch.bmm(q3.transpose(1, 2), k3)  # [heads, seq, seq]
+        probs = _softmax_(scores.view(1, h * S, S), 1.0 / math.sqrt(d), mask).view(h, S, S)
+        return torch.bmm(v3, probs.transpose(1, 2)).unsqueeze(2)  # [heads, head_dim, 1, seq]
+    scores = torch.matmul(q.permute(2, 0, 3, 1), k.permute(2, 0, 1, 3))  # [batch, heads, seq, seq]
+    probs = _softmax_(scores.view(B, h * S, S), 1.0 / math.sqrt(d), mask).view(B, h, S, S)
+    ctx = torch.matmul(v.permute(2, 0, 1, 3), probs.transpose(-1, -2))  # [batch, heads, head_dim, seq]
     return ctx.permute(1, 2, 0, 3)
+
+
+def _softmax_(scores: torch.Tensor, scale: float, mask: torch.Tensor | None) -> torch.Tensor:
+    """softmax(scale · scores + mask) over the last dim, in place where the kernels are built.
+    scores [batch, rows, seq] contiguous; mask [batch, seq] additive or None."""
+    if kernels.available():
+        return kernels.load().softmax_(scores, scale, mask, False)
+    scores.mul_(scale)  # the scale first, so masked scores stay at the dtype's minimum
+    if mask is not None:
+        scores.add_(mask[:, None, :])
+    return torch.softmax(scores, -1)
 
 
 def _engine_forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, head_mask=None,

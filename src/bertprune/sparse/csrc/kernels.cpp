@@ -19,6 +19,7 @@
 #include <immintrin.h>
 #include <cstdint>
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <vector>
 
@@ -26,8 +27,50 @@ namespace {
 
 constexpr int kRowChunk = 32;
 
-bool has_avx512() { return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw"); }
+bool has_avx512() { return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq"); }
 bool has_vnni() { return has_avx512() && __builtin_cpu_supports("avx512vnni"); }
+
+// ---------------------------------------------------------------- vector math (AVX-512)
+// exp: Cephes' expf (range reduction by ln 2 in two parts, degree-6 polynomial, 2^n by scalef),
+// about 1 ulp; inputs below -87.3 give exactly 0, as the libm exp does in fp32.
+__attribute__((target("avx512f"))) inline __m512 exp512(__m512 x) {
+  const __mmask16 live = _mm512_cmp_ps_mask(x, _mm512_set1_ps(-87.3f), _CMP_GE_OQ);
+  x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-87.3f)), _mm512_set1_ps(88.3f));
+  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+  __m512 y = _mm512_set1_ps(1.9875691500e-4f);
+  y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.3981999507e-3f));
+  y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(8.3334519073e-3f));
+  y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(4.1665795894e-2f));
+  y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.6666665459e-1f));
+  y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(5.0000001201e-1f));
+  y = _mm512_fmadd_ps(_mm512_mul_ps(y, r), r, _mm512_add_ps(r, _mm512_set1_ps(1.f)));
+  return _mm512_maskz_mov_ps(live, _mm512_scalef_ps(y, n));
+}
+
+// GELU with the exact erf form, 0.5·x·(1 + erf(x/√2)); erf by Abramowitz & Stegun 7.1.26
+// (absolute error below 1.5e-7), the approximation PyTorch's own vectorised CPU erf uses.
+__attribute__((target("avx512f"))) inline __m512 gelu512(__m512 x) {
+  const __m512 z = _mm512_mul_ps(x, _mm512_set1_ps(0.70710678118654752f));
+  const __m512 az = _mm512_abs_ps(z);
+  const __m512 d = _mm512_fmadd_ps(az, _mm512_set1_ps(0.3275911f), _mm512_set1_ps(1.f));
+  __m512 t = _mm512_rcp14_ps(d);  // 1/d: 14-bit estimate and one Newton step (a division costs ~4x more)
+  t = _mm512_mul_ps(t, _mm512_fnmadd_ps(d, t, _mm512_set1_ps(2.f)));
+  __m512 r = _mm512_set1_ps(1.061405429f);
+  r = _mm512_fmadd_ps(r, t, _mm512_set1_ps(-1.453152027f));
+  r = _mm512_fmadd_ps(r, t, _mm512_set1_ps(1.421413741f));
+  r = _mm512_fmadd_ps(r, t, _mm512_set1_ps(-0.284496736f));
+  r = _mm512_fmadd_ps(r, t, _mm512_set1_ps(0.254829592f));
+  r = _mm512_mul_ps(r, t);
+  const __m512 e = exp512(_mm512_sub_ps(_mm512_setzero_ps(), _mm512_mul_ps(az, az)));
+  __m512 erf_abs = _mm512_fnmadd_ps(r, e, _mm512_set1_ps(1.f));  // erf(|z|)
+  const __mmask16 neg = _mm512_cmp_ps_mask(z, _mm512_setzero_ps(), _CMP_LT_OQ);
+  const __m512 erf = _mm512_mask_sub_ps(erf_abs, neg, _mm512_setzero_ps(), erf_abs);
+  return _mm512_mul_ps(_mm512_mul_ps(x, _mm512_set1_ps(0.5f)), _mm512_add_ps(erf, _mm512_set1_ps(1.f)));
+}
+
+inline float gelu_scalar(float x) { return 0.5f * x * (1.f + std::erf(x * 0.70710678118654752f)); }
 
 template <typename F>
 void parallel_tiles(int64_t rows, int64_t T, int64_t tile, F&& fn) {
@@ -77,7 +120,7 @@ void parallel_tiles_packed(int64_t units, int64_t rows_per_unit, const float* xt
 template <int NV>
 __attribute__((target("avx512f,avx512bw"))) void csr_f32_avx512(const int32_t* rowptr, const int32_t* cols, const float* vals,
                                                                   const float* bias, int64_t n0, int64_t n1, int64_t tn,
-                                                                  const float* xs, int64_t ldx, float* yo, int64_t ldy) {
+                                                                  const float* xs, int64_t ldx, float* yo, int64_t ldy, bool gelu) {
   __mmask16 m[NV];
   for (int v = 0; v < NV; ++v) {
     int64_t rem = tn - 16 * v;
@@ -93,12 +136,14 @@ __attribute__((target("avx512f,avx512bw"))) void csr_f32_avx512(const int32_t* r
       for (int v = 0; v < NV; ++v) acc[v] = _mm512_fmadd_ps(w, _mm512_maskz_loadu_ps(m[v], xr + 16 * v), acc[v]);
     }
     float* yr = yo + (n - n0) * ldy;
+    if (gelu)  // the FFN's activation while the row is still in registers: no second pass over [N, T]
+      for (int v = 0; v < NV; ++v) acc[v] = gelu512(acc[v]);
     for (int v = 0; v < NV; ++v) _mm512_mask_storeu_ps(yr + 16 * v, m[v], acc[v]);
   }
 }
 
 void csr_f32_portable(const float* xt, int64_t T, const int32_t* rowptr, const int32_t* cols, const float* vals,
-                      const float* bias, float* yt, int64_t n0, int64_t n1, int64_t t0, int64_t tn) {
+                      const float* bias, float* yt, int64_t n0, int64_t n1, int64_t t0, int64_t tn, bool gelu) {
   for (int64_t n = n0; n < n1; ++n) {
     float* yr = yt + n * T + t0;
     const float b = bias ? bias[n] : 0.f;
@@ -108,6 +153,8 @@ void csr_f32_portable(const float* xt, int64_t T, const int32_t* rowptr, const i
       const float* xr = xt + (int64_t)cols[j] * T + t0;
       for (int64_t t = 0; t < tn; ++t) yr[t] += w * xr[t];
     }
+    if (gelu)
+      for (int64_t t = 0; t < tn; ++t) yr[t] = gelu_scalar(yr[t]);
   }
 }
 
@@ -116,7 +163,7 @@ template <int NV>
 __attribute__((target("avx512f,avx512bw"))) void b4_f32_avx512(const int32_t* browptr,
                                                                  const int32_t* bcols, const float* bvals, const float* bias,
                                                                  int64_t g0, int64_t g1, int64_t tn,
-                                                                 const float* xs, int64_t ldx, float* yo, int64_t ldy) {
+                                                                 const float* xs, int64_t ldx, float* yo, int64_t ldy, bool gelu) {
   __mmask16 m[NV];
   for (int v = 0; v < NV; ++v) {
     int64_t rem = tn - 16 * v;
@@ -139,13 +186,15 @@ __attribute__((target("avx512f,avx512bw"))) void b4_f32_avx512(const int32_t* br
     }
     for (int r = 0; r < 4; ++r) {
       float* yr = yo + (4 * (g - g0) + r) * ldy;
+      if (gelu)
+        for (int v = 0; v < NV; ++v) acc[r][v] = gelu512(acc[r][v]);
       for (int v = 0; v < NV; ++v) _mm512_mask_storeu_ps(yr + 16 * v, m[v], acc[r][v]);
     }
   }
 }
 
 void b4_f32_portable(const float* xt, int64_t T, const int32_t* browptr, const int32_t* bcols, const float* bvals,
-                     const float* bias, float* yt, int64_t g0, int64_t g1, int64_t t0, int64_t tn) {
+                     const float* bias, float* yt, int64_t g0, int64_t g1, int64_t t0, int64_t tn, bool gelu) {
   for (int64_t g = g0; g < g1; ++g) {
     for (int r = 0; r < 4; ++r) {
       float* yr = yt + (4 * g + r) * T + t0;
@@ -160,6 +209,9 @@ void b4_f32_portable(const float* xt, int64_t T, const int32_t* browptr, const i
         for (int64_t t = 0; t < tn; ++t) yr[t] += w * xr[t];
       }
     }
+    if (gelu)
+      for (int r = 0; r < 4; ++r)
+        for (int64_t t = 0; t < tn; ++t) yt[(4 * g + r) * T + t0 + t] = gelu_scalar(yt[(4 * g + r) * T + t0 + t]);
   }
 }
 
@@ -169,7 +221,8 @@ void b4_f32_portable(const float* xt, int64_t T, const int32_t* browptr, const i
 template <int NV>
 __attribute__((target("avx512f,avx512bw,avx512vnni"))) void csr_i8_avx512(
     const uint8_t* xq, const float* sx, int64_t T, const int32_t* growptr, const int32_t* gcols, const int32_t* gvals,
-    const float* wscale, const int32_t* wsum, const float* bias, float* yt, int64_t n0, int64_t n1, int64_t t0, int64_t tn) {
+    const float* wscale, const int32_t* wsum, const float* bias, float* yt, int64_t n0, int64_t n1, int64_t t0, int64_t tn,
+    bool gelu) {
   __mmask16 m[NV];
   for (int v = 0; v < NV; ++v) {
     int64_t rem = tn - 16 * v;
@@ -192,14 +245,15 @@ __attribute__((target("avx512f,avx512bw,avx512vnni"))) void csr_i8_avx512(
     float* yr = yt + n * T + t0;
     for (int v = 0; v < NV; ++v) {
       const __m512 q = _mm512_cvtepi32_ps(_mm512_sub_epi32(acc[v], zero_point));
-      _mm512_mask_storeu_ps(yr + 16 * v, m[v], _mm512_fmadd_ps(_mm512_mul_ps(q, ws), s[v], b));
+      const __m512 y = _mm512_fmadd_ps(_mm512_mul_ps(q, ws), s[v], b);
+      _mm512_mask_storeu_ps(yr + 16 * v, m[v], gelu ? gelu512(y) : y);
     }
   }
 }
 
 void csr_i8_portable(const uint8_t* xq, const float* sx, int64_t T, const int32_t* growptr, const int32_t* gcols,
                      const int32_t* gvals, const float* wscale, const int32_t* wsum, const float* bias, float* yt,
-                     int64_t n0, int64_t n1, int64_t t0, int64_t tn) {
+                     int64_t n0, int64_t n1, int64_t t0, int64_t tn, bool gelu) {
   for (int64_t n = n0; n < n1; ++n) {
     for (int64_t t = t0; t < t0 + tn; ++t) {
       int32_t acc = 0;
@@ -208,7 +262,8 @@ void csr_i8_portable(const uint8_t* xq, const float* sx, int64_t T, const int32_
         const uint8_t* x = xq + ((int64_t)gcols[j] * T + t) * 4;
         acc += (int32_t)x[0] * w[0] + (int32_t)x[1] * w[1] + (int32_t)x[2] * w[2] + (int32_t)x[3] * w[3];
       }
-      yt[n * T + t] = (float)(acc - 128 * wsum[n]) * wscale[n] * sx[t] + (bias ? bias[n] : 0.f);
+      const float y = (float)(acc - 128 * wsum[n]) * wscale[n] * sx[t] + (bias ? bias[n] : 0.f);
+      yt[n * T + t] = gelu ? gelu_scalar(y) : y;
     }
   }
 }
@@ -219,7 +274,7 @@ const float* opt_ptr(const c10::optional<torch::Tensor>& b) { return b.has_value
 
 // ================================================================ entry points
 torch::Tensor csr_f32(torch::Tensor xt, torch::Tensor rowptr, torch::Tensor cols, torch::Tensor vals,
-                      c10::optional<torch::Tensor> bias, int64_t nv, bool portable) {
+                      c10::optional<torch::Tensor> bias, int64_t nv, bool portable, bool gelu) {
   TORCH_CHECK(xt.dim() == 2 && xt.is_contiguous() && xt.scalar_type() == torch::kFloat, "xt: contiguous float [K, T]");
   const int64_t N = rowptr.size(0) - 1, T = xt.size(1);
   auto yt = torch::empty({N, T}, xt.options());
@@ -231,11 +286,11 @@ torch::Tensor csr_f32(torch::Tensor xt, torch::Tensor rowptr, torch::Tensor cols
   const int64_t tile = vec ? 16 * nv : 64;
   parallel_tiles_packed(N, 1, x, xt.size(0), T, tile, y, [&](int64_t n0, int64_t n1, int64_t t0, int64_t tn, const float* xs,
                                                              int64_t ldx, float* yo, int64_t ldy) {
-    if (!vec) return csr_f32_portable(x, T, rp, c, w, b, y, n0, n1, t0, tn);
+    if (!vec) return csr_f32_portable(x, T, rp, c, w, b, y, n0, n1, t0, tn, gelu);
     switch (nv) {
-      case 2: return csr_f32_avx512<2>(rp, c, w, b, n0, n1, tn, xs, ldx, yo, ldy);
-      case 4: return csr_f32_avx512<4>(rp, c, w, b, n0, n1, tn, xs, ldx, yo, ldy);
-      case 8: return csr_f32_avx512<8>(rp, c, w, b, n0, n1, tn, xs, ldx, yo, ldy);
+      case 2: return csr_f32_avx512<2>(rp, c, w, b, n0, n1, tn, xs, ldx, yo, ldy, gelu);
+      case 4: return csr_f32_avx512<4>(rp, c, w, b, n0, n1, tn, xs, ldx, yo, ldy, gelu);
+      case 8: return csr_f32_avx512<8>(rp, c, w, b, n0, n1, tn, xs, ldx, yo, ldy, gelu);
       default: TORCH_CHECK(false, "nv must be 2, 4 or 8");
     }
   });
@@ -243,7 +298,7 @@ torch::Tensor csr_f32(torch::Tensor xt, torch::Tensor rowptr, torch::Tensor cols
 }
 
 torch::Tensor b4_f32(torch::Tensor xt, torch::Tensor browptr, torch::Tensor bcols, torch::Tensor bvals,
-                     c10::optional<torch::Tensor> bias, int64_t nv, bool portable) {
+                     c10::optional<torch::Tensor> bias, int64_t nv, bool portable, bool gelu) {
   TORCH_CHECK(xt.dim() == 2 && xt.is_contiguous() && xt.scalar_type() == torch::kFloat, "xt: contiguous float [K, T]");
   const int64_t G = browptr.size(0) - 1, T = xt.size(1);
   auto yt = torch::empty({4 * G, T}, xt.options());
@@ -255,10 +310,10 @@ torch::Tensor b4_f32(torch::Tensor xt, torch::Tensor browptr, torch::Tensor bcol
   const int64_t tile = vec ? 16 * nv : 64;
   parallel_tiles_packed(G, 4, x, xt.size(0), T, tile, y, [&](int64_t g0, int64_t g1, int64_t t0, int64_t tn, const float* xs,
                                                              int64_t ldx, float* yo, int64_t ldy) {
-    if (!vec) return b4_f32_portable(x, T, rp, c, w, b, y, g0, g1, t0, tn);
+    if (!vec) return b4_f32_portable(x, T, rp, c, w, b, y, g0, g1, t0, tn, gelu);
     switch (nv) {
-      case 2: return b4_f32_avx512<2>(rp, c, w, b, g0, g1, tn, xs, ldx, yo, ldy);
-      case 4: return b4_f32_avx512<4>(rp, c, w, b, g0, g1, tn, xs, ldx, yo, ldy);
+      case 2: return b4_f32_avx512<2>(rp, c, w, b, g0, g1, tn, xs, ldx, yo, ldy, gelu);
+      case 4: return b4_f32_avx512<4>(rp, c, w, b, g0, g1, tn, xs, ldx, yo, ldy, gelu);
       default: TORCH_CHECK(false, "nv must be 2 or 4");
     }
   });
@@ -293,7 +348,8 @@ std::vector<torch::Tensor> quantize_tokens(torch::Tensor x) {
 }
 
 torch::Tensor csr_i8(torch::Tensor xq, torch::Tensor sx, torch::Tensor growptr, torch::Tensor gcols, torch::Tensor gvals,
-                     torch::Tensor wscale, torch::Tensor wsum, c10::optional<torch::Tensor> bias, int64_t nv, bool portable) {
+                     torch::Tensor wscale, torch::Tensor wsum, c10::optional<torch::Tensor> bias, int64_t nv, bool portable,
+                     bool gelu) {
   const int64_t N = growptr.size(0) - 1, T = xq.size(1);
   auto yt = torch::empty({N, T}, sx.options());
   const uint8_t* x = xq.data_ptr<uint8_t>();
@@ -306,11 +362,11 @@ torch::Tensor csr_i8(torch::Tensor xq, torch::Tensor sx, torch::Tensor growptr, 
   const bool vec = !portable && has_vnni();
   const int64_t tile = vec ? 16 * nv : 64;
   parallel_tiles(N, T, tile, [&](int64_t n0, int64_t n1, int64_t t0, int64_t tn) {
-    if (!vec) return csr_i8_portable(x, s, T, rp, c, w, ws, wsm, b, y, n0, n1, t0, tn);
+    if (!vec) return csr_i8_portable(x, s, T, rp, c, w, ws, wsm, b, y, n0, n1, t0, tn, gelu);
     switch (nv) {
-      case 2: return csr_i8_avx512<2>(x, s, T, rp, c, w, ws, wsm, b, y, n0, n1, t0, tn);
-      case 4: return csr_i8_avx512<4>(x, s, T, rp, c, w, ws, wsm, b, y, n0, n1, t0, tn);
-      case 8: return csr_i8_avx512<8>(x, s, T, rp, c, w, ws, wsm, b, y, n0, n1, t0, tn);
+      case 2: return csr_i8_avx512<2>(x, s, T, rp, c, w, ws, wsm, b, y, n0, n1, t0, tn, gelu);
+      case 4: return csr_i8_avx512<4>(x, s, T, rp, c, w, ws, wsm, b, y, n0, n1, t0, tn, gelu);
+      case 8: return csr_i8_avx512<8>(x, s, T, rp, c, w, ws, wsm, b, y, n0, n1, t0, tn, gelu);
       default: TORCH_CHECK(false, "nv must be 2, 4 or 8");
     }
   });
@@ -318,6 +374,35 @@ torch::Tensor csr_i8(torch::Tensor xq, torch::Tensor sx, torch::Tensor growptr, 
 }
 
 // Per-token dynamic quantisation from the transposed layout X^T [K, T] into [K/4, T, 4] u8.
+// AVX-512: per-token maxima 16 tokens per vector; then 4 rows of 16 tokens become 16 int32 lanes
+// holding each token's 4 bytes, one 64-byte store (the scalar loop wrote bytes 4 apart).
+__attribute__((target("avx512f,avx512bw"))) void quantize_t_avx512(const float* x, int64_t K, int64_t T, uint8_t* q, float* s,
+                                                                      int64_t c0, int64_t c1, const float* inv) {
+  const __m512i lo = _mm512_set1_epi32(-127), hi = _mm512_set1_epi32(127), zp = _mm512_set1_epi32(128);
+  for (int64_t c = c0; c < c1; ++c)
+    for (int64_t t = 0; t < T; t += 16) {
+      const __mmask16 m = T - t >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (T - t)) - 1);
+      const __m512 iv = _mm512_maskz_loadu_ps(m, inv + t);
+      __m512i packed = _mm512_setzero_si512();
+      for (int r = 0; r < 4; ++r) {
+        const __m512 v = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + (4 * c + r) * T + t), iv);
+        __m512i qi = _mm512_cvt_roundps_epi32(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);  // ties to even, as nearbyint
+        qi = _mm512_add_epi32(_mm512_min_epi32(_mm512_max_epi32(qi, lo), hi), zp);
+        packed = _mm512_or_si512(packed, _mm512_slli_epi32(qi, 8 * r));
+      }
+      _mm512_mask_storeu_epi32(q + (c * T + t) * 4, m, packed);
+    }
+}
+
+__attribute__((target("avx512f"))) void token_absmax_avx512(const float* x, int64_t K, int64_t T, float* s, int64_t t0, int64_t t1) {
+  for (int64_t t = t0; t < t1; t += 16) {
+    const __mmask16 m = t1 - t >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (t1 - t)) - 1);
+    __m512 mx = _mm512_setzero_ps();
+    for (int64_t k = 0; k < K; ++k) mx = _mm512_max_ps(mx, _mm512_abs_ps(_mm512_maskz_loadu_ps(m, x + k * T + t)));
+    _mm512_mask_storeu_ps(s + t, m, mx);
+  }
+}
+
 std::vector<torch::Tensor> quantize_tokens_t(torch::Tensor xt) {
   TORCH_CHECK(xt.dim() == 2 && xt.is_contiguous() && xt.scalar_type() == torch::kFloat, "xt: contiguous float [K, T]");
   const int64_t K = xt.size(0), T = xt.size(1);
@@ -327,9 +412,14 @@ std::vector<torch::Tensor> quantize_tokens_t(torch::Tensor xt) {
   const float* x = xt.data_ptr<float>();
   uint8_t* q = xq.data_ptr<uint8_t>();
   float* s = sx.data_ptr<float>();
-  for (int64_t k = 0; k < K; ++k) {  // column maxima, row by row (contiguous)
-    const float* row = x + k * T;
-    for (int64_t t = 0; t < T; ++t) s[t] = std::max(s[t], std::abs(row[t]));
+  const bool vec = has_avx512();
+  if (vec) {
+    at::parallel_for(0, (T + 15) / 16, 1, [&](int64_t b, int64_t e) { token_absmax_avx512(x, K, T, s, 16 * b, std::min(T, 16 * e)); });
+  } else {
+    for (int64_t k = 0; k < K; ++k) {  // column maxima, row by row (contiguous)
+      const float* row = x + k * T;
+      for (int64_t t = 0; t < T; ++t) s[t] = std::max(s[t], std::abs(row[t]));
+    }
   }
   std::vector<float> inv(T);
   for (int64_t t = 0; t < T; ++t) {
@@ -337,26 +427,61 @@ std::vector<torch::Tensor> quantize_tokens_t(torch::Tensor xt) {
     inv[t] = 1.f / s[t];
   }
   at::parallel_for(0, K / 4, 8, [&](int64_t cb, int64_t ce) {
-  for (int64_t c = cb; c < ce; ++c)
-    for (int r = 0; r < 4; ++r) {
-      const float* row = x + (4 * c + r) * T;
-      uint8_t* out = q + c * T * 4 + r;
-      for (int64_t t = 0; t < T; ++t) {
-        const int v = (int)std::nearbyint(row[t] * inv[t]);
-        out[4 * t] = (uint8_t)(std::max(-127, std::min(127, v)) + 128);
+    if (vec) return quantize_t_avx512(x, K, T, q, s, cb, ce, inv.data());
+    for (int64_t c = cb; c < ce; ++c)
+      for (int r = 0; r < 4; ++r) {
+        const float* row = x + (4 * c + r) * T;
+        uint8_t* out = q + c * T * 4 + r;
+        for (int64_t t = 0; t < T; ++t) {
+          const int v = (int)std::nearbyint(row[t] * inv[t]);
+          out[4 * t] = (uint8_t)(std::max(-127, std::min(127, v)) + 128);
+        }
       }
-    }
   });
   return {xq, sx};
 }
 
 // y = LayerNorm(x + r) over the feature dimension of the transposed layout [H, T], per token.
-torch::Tensor add_layernorm_t(torch::Tensor xt, torch::Tensor rt, torch::Tensor w, torch::Tensor b, double eps) {
+// AVX-512: 16 tokens per vector, three passes over the [H, 16] slab (sum, centred squares,
+// normalise), which stays in L1; an fp64 sum and the centred second pass keep the statistics accurate.
+__attribute__((target("avx512f,avx512dq"))) void add_layernorm_avx512(const float* x, const float* r, const float* g, const float* bb,
+                                                               float* y, int64_t H, int64_t T, int64_t t, float eps) {
+  const __mmask16 m = T - t >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (T - t)) - 1);
+  __m512d sum_lo = _mm512_setzero_pd(), sum_hi = _mm512_setzero_pd();  // fp64 sums: a large common offset loses no digits
+  for (int64_t h = 0; h < H; ++h) {
+    const __m512 v = _mm512_add_ps(_mm512_maskz_loadu_ps(m, x + h * T + t), _mm512_maskz_loadu_ps(m, r + h * T + t));
+    _mm512_mask_storeu_ps(y + h * T + t, m, v);
+    sum_lo = _mm512_add_pd(sum_lo, _mm512_cvtps_pd(_mm512_castps512_ps256(v)));
+    sum_hi = _mm512_add_pd(sum_hi, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1))));
+  }
+  const __m512d inv_h = _mm512_set1_pd(1.0 / (double)H);
+  const __m512 mean = _mm512_insertf32x8(_mm512_castps256_ps512(_mm512_cvtpd_ps(_mm512_mul_pd(sum_lo, inv_h))),
+                                         _mm512_cvtpd_ps(_mm512_mul_pd(sum_hi, inv_h)), 1);
+  __m512 sq = _mm512_setzero_ps();
+  for (int64_t h = 0; h < H; ++h) {
+    const __m512 d = _mm512_sub_ps(_mm512_maskz_loadu_ps(m, y + h * T + t), mean);
+    sq = _mm512_fmadd_ps(d, d, sq);
+  }
+  const __m512 var = _mm512_div_ps(sq, _mm512_set1_ps((float)H));
+  const __m512 rstd = _mm512_div_ps(_mm512_set1_ps(1.f), _mm512_sqrt_ps(_mm512_add_ps(var, _mm512_set1_ps(eps))));
+  for (int64_t h = 0; h < H; ++h) {
+    const __m512 d = _mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, y + h * T + t), mean), rstd);
+    _mm512_mask_storeu_ps(y + h * T + t, m, _mm512_fmadd_ps(d, _mm512_set1_ps(g[h]), _mm512_set1_ps(bb[h])));
+  }
+}
+
+torch::Tensor add_layernorm_t(torch::Tensor xt, torch::Tensor rt, torch::Tensor w, torch::Tensor b, double eps, bool portable) {
   TORCH_CHECK(xt.is_contiguous() && rt.is_contiguous() && xt.sizes() == rt.sizes(), "x, r: contiguous [H, T]");
   const int64_t H = xt.size(0), T = xt.size(1);
   auto yt = torch::empty_like(xt);
   const float *x = xt.data_ptr<float>(), *r = rt.data_ptr<float>(), *g = w.data_ptr<float>(), *bb = b.data_ptr<float>();
   float* y = yt.data_ptr<float>();
+  if (!portable && has_avx512()) {
+    at::parallel_for(0, (T + 15) / 16, 1, [&](int64_t ib, int64_t ie) {
+      for (int64_t i = ib; i < ie; ++i) add_layernorm_avx512(x, r, g, bb, y, H, T, 16 * i, (float)eps);
+    });
+    return yt;
+  }
   const int64_t tile = 64;
   at::parallel_for(0, (T + tile - 1) / tile, 1, [&](int64_t ib, int64_t ie) {
   for (int64_t t0 = ib * tile; t0 < std::min(T, ie * tile); t0 += tile) {
@@ -388,6 +513,86 @@ torch::Tensor add_layernorm_t(torch::Tensor xt, torch::Tensor rt, torch::Tensor 
   return yt;
 }
 
+__attribute__((target("avx512f"))) void gelu_avx512(float* p, int64_t n) {
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 m = n - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1);
+    _mm512_mask_storeu_ps(p + i, m, gelu512(_mm512_maskz_loadu_ps(m, p + i)));
+  }
+}
+
+// In-place exact GELU over a contiguous float tensor (for the paths that cannot fuse it).
+torch::Tensor gelu_(torch::Tensor x, bool portable) {
+  TORCH_CHECK(x.is_contiguous() && x.scalar_type() == torch::kFloat, "x: contiguous float");
+  float* p = x.data_ptr<float>();
+  const int64_t n = x.numel();
+  const bool vec = !portable && has_avx512();
+  at::parallel_for(0, (n + 15) / 16, 2048, [&](int64_t b, int64_t e) {
+    const int64_t i0 = 16 * b, i1 = std::min(n, 16 * e);
+    if (vec) return gelu_avx512(p + i0, i1 - i0);
+    for (int64_t i = i0; i < i1; ++i) p[i] = gelu_scalar(p[i]);
+  });
+  return x;
+}
+
+// Attention probabilities in place: rows of scores [B, R, S] (R = heads × queries) become
+// softmax(scale·row + mask[b]) with mask [B, S] additive (or none): scale, mask and softmax in one
+// pass over the scores where PyTorch would make three.
+__attribute__((target("avx512f"))) void softmax_row_avx512(float* row, const float* mask, int64_t S, float scale) {
+  __m512 mx = _mm512_set1_ps(-INFINITY);
+  for (int64_t j = 0; j < S; j += 16) {
+    const __mmask16 m = S - j >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (S - j)) - 1);
+    __m512 v = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, row + j), _mm512_set1_ps(scale));
+    if (mask) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, mask + j));
+    _mm512_mask_storeu_ps(row + j, m, v);
+    mx = _mm512_mask_max_ps(mx, m, mx, v);
+  }
+  const __m512 top = _mm512_set1_ps(_mm512_reduce_max_ps(mx));
+  __m512 sum = _mm512_setzero_ps();
+  for (int64_t j = 0; j < S; j += 16) {
+    const __mmask16 m = S - j >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (S - j)) - 1);
+    const __m512 e = exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, row + j), top));
+    _mm512_mask_storeu_ps(row + j, m, e);
+    sum = _mm512_mask_add_ps(sum, m, sum, e);
+  }
+  const __m512 inv = _mm512_set1_ps(1.f / _mm512_reduce_add_ps(sum));
+  for (int64_t j = 0; j < S; j += 16) {
+    const __mmask16 m = S - j >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (S - j)) - 1);
+    _mm512_mask_storeu_ps(row + j, m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, row + j), inv));
+  }
+}
+
+void softmax_row_portable(float* row, const float* mask, int64_t S, float scale) {
+  float top = -INFINITY;
+  for (int64_t j = 0; j < S; ++j) {
+    row[j] = row[j] * scale + (mask ? mask[j] : 0.f);
+    top = std::max(top, row[j]);
+  }
+  float sum = 0.f;
+  for (int64_t j = 0; j < S; ++j) sum += (row[j] = std::exp(row[j] - top));
+  const float inv = 1.f / sum;
+  for (int64_t j = 0; j < S; ++j) row[j] *= inv;
+}
+
+torch::Tensor softmax_(torch::Tensor scores, double scale, c10::optional<torch::Tensor> mask, bool portable) {
+  TORCH_CHECK(scores.dim() == 3 && scores.is_contiguous() && scores.scalar_type() == torch::kFloat, "scores: contiguous float [B, R, S]");
+  const int64_t B = scores.size(0), R = scores.size(1), S = scores.size(2);
+  const float* mk = nullptr;
+  if (mask.has_value()) {
+    TORCH_CHECK(mask->is_contiguous() && mask->numel() == B * S && mask->scalar_type() == torch::kFloat, "mask: contiguous float [B, S]");
+    mk = mask->data_ptr<float>();
+  }
+  float* p = scores.data_ptr<float>();
+  const bool vec = !portable && has_avx512();
+  at::parallel_for(0, B * R, 16, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) {
+      const float* m = mk ? mk + (i / R) * S : nullptr;
+      if (vec) softmax_row_avx512(p + i * S, m, S, (float)scale);
+      else softmax_row_portable(p + i * S, m, S, (float)scale);
+    }
+  });
+  return scores;
+}
+
 std::vector<bool> cpu_features() { return {has_avx512(), has_vnni()}; }
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
@@ -397,5 +602,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("csr_i8", &csr_i8, "sparse int8 weight (groups of 4 inputs) x quantised X, VNNI");
   m.def("quantize_tokens_t", &quantize_tokens_t, "per-token u8 quantisation of X^T [K, T] into [K/4, T, 4]");
   m.def("add_layernorm_t", &add_layernorm_t, "LayerNorm(x + r) over dim 0 of [H, T]");
+  m.def("gelu_", &gelu_, "exact GELU in place");
+  m.def("softmax_", &softmax_, "softmax(scale * scores + mask) over the last dim, in place, of [B, R, S]");
   m.def("cpu_features", &cpu_features, "(avx512, avx512-vnni)");
 }
