@@ -513,27 +513,6 @@ torch::Tensor add_layernorm_t(torch::Tensor xt, torch::Tensor rt, torch::Tensor 
   return yt;
 }
 
-__attribute__((target("avx512f"))) void gelu_avx512(float* p, int64_t n) {
-  for (int64_t i = 0; i < n; i += 16) {
-    const __mmask16 m = n - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1);
-    _mm512_mask_storeu_ps(p + i, m, gelu512(_mm512_maskz_loadu_ps(m, p + i)));
-  }
-}
-
-// In-place exact GELU over a contiguous float tensor (for the paths that cannot fuse it).
-torch::Tensor gelu_(torch::Tensor x, bool portable) {
-  TORCH_CHECK(x.is_contiguous() && x.scalar_type() == torch::kFloat, "x: contiguous float");
-  float* p = x.data_ptr<float>();
-  const int64_t n = x.numel();
-  const bool vec = !portable && has_avx512();
-  at::parallel_for(0, (n + 15) / 16, 2048, [&](int64_t b, int64_t e) {
-    const int64_t i0 = 16 * b, i1 = std::min(n, 16 * e);
-    if (vec) return gelu_avx512(p + i0, i1 - i0);
-    for (int64_t i = i0; i < i1; ++i) p[i] = gelu_scalar(p[i]);
-  });
-  return x;
-}
-
 // Attention probabilities in place: rows of scores [B, R, S] (R = heads × queries) become
 // softmax(scale·row + mask[b]) with mask [B, S] additive (or none): scale, mask and softmax in one
 // pass over the scores where PyTorch would make three.
@@ -602,7 +581,6 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("csr_i8", &csr_i8, "sparse int8 weight (groups of 4 inputs) x quantised X, VNNI");
   m.def("quantize_tokens_t", &quantize_tokens_t, "per-token u8 quantisation of X^T [K, T] into [K/4, T, 4]");
   m.def("add_layernorm_t", &add_layernorm_t, "LayerNorm(x + r) over dim 0 of [H, T]");
-  m.def("gelu_", &gelu_, "exact GELU in place");
   m.def("softmax_", &softmax_, "softmax(scale * scores + mask) over the last dim, in place, of [B, R, S]");
   m.def("cpu_features", &cpu_features, "(avx512, avx512-vnni)");
 }
