@@ -217,6 +217,22 @@ def test_sparsify_replaces_target_linears_in_any_model(tiny_classifier):
         torch.testing.assert_close(model(input_ids=ids).logits, reference(input_ids=ids).logits, rtol=1e-4, atol=1e-5)
 
 
+def test_measurements_are_not_shared_between_patterns_of_equal_density(monkeypatch):
+    # 1x4 blocks and unstructured weights of one shape and density run 3x apart on the int8 kernel:
+    # the process-wide cache of measurements must keep them apart
+    import bertprune.sparse.engine as eng
+
+    calls = []
+    monkeypatch.setattr(eng, "_MEASURED", {})
+    monkeypatch.setattr(eng.SparseLinear, "run_t", lambda self, path, xt, gelu=False: calls.append(self.name))
+    for pattern, name in (("unstructured", "u"), ("1x4", "b"), ("unstructured", "u2")):
+        w, b = _pruned(64, 64, 0.75, pattern)
+        layer = SparseLinear(w, b, name=name)
+        layer.paths = ["dense"]
+        layer.measure(128, repeats=1)
+    assert {"u", "b"} <= set(calls) and "u2" not in calls  # same pattern: cached; other pattern: measured
+
+
 @needs_kernels
 def test_accelerate_leaves_the_model_alone_where_every_matrix_is_fastest_dense(tiny_classifier, monkeypatch):
     from bertprune.sparse import engine as eng

@@ -19,7 +19,7 @@ row is still in registers.
 
 fp32 paths match the masked dense layer to fp32 rounding; int8 paths are approximate like any
 dynamic quantisation (per-token activation and per-row weight scales). Measurements are cached per
-(shape, density, structure, token bucket) for the process.
+(shape, density, 4x1 structure, occupied 1x4 groups, int8, token bucket) for the process.
 """
 
 from __future__ import annotations
@@ -123,6 +123,9 @@ class SparseLinear(torch.nn.Module):
         self.bias = None if bias is None else torch.nn.Parameter(bias.detach().float().contiguous(), requires_grad=False)
         self.density = float((w != 0).float().mean())
         self.structured_4x1 = is_4x1(w)
+        # stored groups of 4 consecutive inputs (the int8 kernel's unit): tells 1x4 blocks from unstructured
+        # weights of the same density, whose timings differ 3x, so the two never share a cached measurement
+        self.groups_1x4 = int((w.view(w.shape[0], -1, 4) != 0).any(-1).sum()) if w.shape[1] % 4 == 0 else -1
         self.int8 = int8
         self.kernels_ok = kernels.available()
         self.paths = self._candidates()
@@ -173,7 +176,8 @@ class SparseLinear(torch.nn.Module):
 
     def measure(self, tokens: int, repeats: int = 7) -> dict[str, float]:
         """Median seconds of each candidate path on random activations of ``tokens`` rows."""
-        key = (self.out_features, self.in_features, round(self.density, 3), self.structured_4x1, self.int8, _bucket(tokens))
+        key = (self.out_features, self.in_features, round(self.density, 3), self.structured_4x1, self.groups_1x4, self.int8,
+               _bucket(tokens))
         if key in _MEASURED:
             return _MEASURED[key][1]
         xt = torch.randn(self.in_features, tokens)
