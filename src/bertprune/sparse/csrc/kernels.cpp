@@ -30,6 +30,11 @@ constexpr int kRowChunk = 32;
 bool has_avx512() { return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq"); }
 bool has_vnni() { return has_avx512() && __builtin_cpu_supports("avx512vnni"); }
 
+// Lanes of a 16-float vector that hold data when `rem` values are left (all 16, some, or none).
+inline __mmask16 tail_mask(int64_t rem) {
+  return rem >= 16 ? (__mmask16)0xFFFF : (rem > 0 ? (__mmask16)((1u << rem) - 1) : (__mmask16)0);
+}
+
 // ---------------------------------------------------------------- vector math (AVX-512)
 // exp: Cephes' expf (range reduction by ln 2 in two parts, degree-6 polynomial, 2^n by scalef),
 // about 1 ulp; inputs below -87.3 give exactly 0, as the libm exp does in fp32.
@@ -122,10 +127,7 @@ __attribute__((target("avx512f,avx512bw"))) void csr_f32_avx512(const int32_t* r
                                                                   const float* bias, int64_t n0, int64_t n1, int64_t tn,
                                                                   const float* xs, int64_t ldx, float* yo, int64_t ldy, bool gelu) {
   __mmask16 m[NV];
-  for (int v = 0; v < NV; ++v) {
-    int64_t rem = tn - 16 * v;
-    m[v] = rem >= 16 ? (__mmask16)0xFFFF : (rem > 0 ? (__mmask16)((1u << rem) - 1) : (__mmask16)0);
-  }
+  for (int v = 0; v < NV; ++v) m[v] = tail_mask(tn - 16 * v);
   for (int64_t n = n0; n < n1; ++n) {
     __m512 acc[NV];
     const __m512 b = _mm512_set1_ps(bias ? bias[n] : 0.f);
@@ -165,10 +167,7 @@ __attribute__((target("avx512f,avx512bw"))) void b4_f32_avx512(const int32_t* br
                                                                  int64_t g0, int64_t g1, int64_t tn,
                                                                  const float* xs, int64_t ldx, float* yo, int64_t ldy, bool gelu) {
   __mmask16 m[NV];
-  for (int v = 0; v < NV; ++v) {
-    int64_t rem = tn - 16 * v;
-    m[v] = rem >= 16 ? (__mmask16)0xFFFF : (rem > 0 ? (__mmask16)((1u << rem) - 1) : (__mmask16)0);
-  }
+  for (int v = 0; v < NV; ++v) m[v] = tail_mask(tn - 16 * v);
   for (int64_t g = g0; g < g1; ++g) {  // g: a group of 4 output rows
     __m512 acc[4][NV];
     for (int r = 0; r < 4; ++r) {
@@ -224,10 +223,7 @@ __attribute__((target("avx512f,avx512bw,avx512vnni"))) void csr_i8_avx512(
     const float* wscale, const int32_t* wsum, const float* bias, float* yt, int64_t n0, int64_t n1, int64_t t0, int64_t tn,
     bool gelu) {
   __mmask16 m[NV];
-  for (int v = 0; v < NV; ++v) {
-    int64_t rem = tn - 16 * v;
-    m[v] = rem >= 16 ? (__mmask16)0xFFFF : (rem > 0 ? (__mmask16)((1u << rem) - 1) : (__mmask16)0);
-  }
+  for (int v = 0; v < NV; ++v) m[v] = tail_mask(tn - 16 * v);
   __m512 s[NV];
   for (int v = 0; v < NV; ++v) s[v] = _mm512_maskz_loadu_ps(m[v], sx + t0 + 16 * v);
   for (int64_t n = n0; n < n1; ++n) {
@@ -376,12 +372,12 @@ torch::Tensor csr_i8(torch::Tensor xq, torch::Tensor sx, torch::Tensor growptr, 
 // Per-token dynamic quantisation from the transposed layout X^T [K, T] into [K/4, T, 4] u8.
 // AVX-512: per-token maxima 16 tokens per vector; then 4 rows of 16 tokens become 16 int32 lanes
 // holding each token's 4 bytes, one 64-byte store (the scalar loop wrote bytes 4 apart).
-__attribute__((target("avx512f,avx512bw"))) void quantize_t_avx512(const float* x, int64_t K, int64_t T, uint8_t* q, float* s,
-                                                                      int64_t c0, int64_t c1, const float* inv) {
+__attribute__((target("avx512f,avx512bw"))) void quantize_t_avx512(const float* x, int64_t T, uint8_t* q, int64_t c0, int64_t c1,
+                                                                      const float* inv) {
   const __m512i lo = _mm512_set1_epi32(-127), hi = _mm512_set1_epi32(127), zp = _mm512_set1_epi32(128);
   for (int64_t c = c0; c < c1; ++c)
     for (int64_t t = 0; t < T; t += 16) {
-      const __mmask16 m = T - t >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (T - t)) - 1);
+      const __mmask16 m = tail_mask(T - t);
       const __m512 iv = _mm512_maskz_loadu_ps(m, inv + t);
       __m512i packed = _mm512_setzero_si512();
       for (int r = 0; r < 4; ++r) {
@@ -396,7 +392,7 @@ __attribute__((target("avx512f,avx512bw"))) void quantize_t_avx512(const float* 
 
 __attribute__((target("avx512f"))) void token_absmax_avx512(const float* x, int64_t K, int64_t T, float* s, int64_t t0, int64_t t1) {
   for (int64_t t = t0; t < t1; t += 16) {
-    const __mmask16 m = t1 - t >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (t1 - t)) - 1);
+    const __mmask16 m = tail_mask(t1 - t);
     __m512 mx = _mm512_setzero_ps();
     for (int64_t k = 0; k < K; ++k) mx = _mm512_max_ps(mx, _mm512_abs_ps(_mm512_maskz_loadu_ps(m, x + k * T + t)));
     _mm512_mask_storeu_ps(s + t, m, mx);
@@ -427,7 +423,7 @@ std::vector<torch::Tensor> quantize_tokens_t(torch::Tensor xt) {
     inv[t] = 1.f / s[t];
   }
   at::parallel_for(0, K / 4, 8, [&](int64_t cb, int64_t ce) {
-    if (vec) return quantize_t_avx512(x, K, T, q, s, cb, ce, inv.data());
+    if (vec) return quantize_t_avx512(x, T, q, cb, ce, inv.data());
     for (int64_t c = cb; c < ce; ++c)
       for (int r = 0; r < 4; ++r) {
         const float* row = x + (4 * c + r) * T;
@@ -446,7 +442,7 @@ std::vector<torch::Tensor> quantize_tokens_t(torch::Tensor xt) {
 // normalise), which stays in L1; an fp64 sum and the centred second pass keep the statistics accurate.
 __attribute__((target("avx512f,avx512dq"))) void add_layernorm_avx512(const float* x, const float* r, const float* g, const float* bb,
                                                                float* y, int64_t H, int64_t T, int64_t t, float eps) {
-  const __mmask16 m = T - t >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (T - t)) - 1);
+  const __mmask16 m = tail_mask(T - t);
   __m512d sum_lo = _mm512_setzero_pd(), sum_hi = _mm512_setzero_pd();  // fp64 sums: a large common offset loses no digits
   for (int64_t h = 0; h < H; ++h) {
     const __m512 v = _mm512_add_ps(_mm512_maskz_loadu_ps(m, x + h * T + t), _mm512_maskz_loadu_ps(m, r + h * T + t));
@@ -519,7 +515,7 @@ torch::Tensor add_layernorm_t(torch::Tensor xt, torch::Tensor rt, torch::Tensor 
 __attribute__((target("avx512f"))) void softmax_row_avx512(float* row, const float* mask, int64_t S, float scale) {
   __m512 mx = _mm512_set1_ps(-INFINITY);
   for (int64_t j = 0; j < S; j += 16) {
-    const __mmask16 m = S - j >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (S - j)) - 1);
+    const __mmask16 m = tail_mask(S - j);
     __m512 v = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, row + j), _mm512_set1_ps(scale));
     if (mask) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, mask + j));
     _mm512_mask_storeu_ps(row + j, m, v);
@@ -528,14 +524,14 @@ __attribute__((target("avx512f"))) void softmax_row_avx512(float* row, const flo
   const __m512 top = _mm512_set1_ps(_mm512_reduce_max_ps(mx));
   __m512 sum = _mm512_setzero_ps();
   for (int64_t j = 0; j < S; j += 16) {
-    const __mmask16 m = S - j >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (S - j)) - 1);
+    const __mmask16 m = tail_mask(S - j);
     const __m512 e = exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, row + j), top));
     _mm512_mask_storeu_ps(row + j, m, e);
     sum = _mm512_mask_add_ps(sum, m, sum, e);
   }
   const __m512 inv = _mm512_set1_ps(1.f / _mm512_reduce_add_ps(sum));
   for (int64_t j = 0; j < S; j += 16) {
-    const __mmask16 m = S - j >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (S - j)) - 1);
+    const __mmask16 m = tail_mask(S - j);
     _mm512_mask_storeu_ps(row + j, m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, row + j), inv));
   }
 }
