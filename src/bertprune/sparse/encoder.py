@@ -185,8 +185,7 @@ def accelerate(model: torch.nn.Module, int8: bool = False, tokens: tuple[int, ..
     engine = EncoderEngine(base, model.config.model_type, int8, tokens)
     report = EngineReport()
     for lin in engine.linears():
-        report.layers[lin.name] = {"density": lin.density, "structured_4x1": lin.structured_4x1, "choice": dict(lin.choice),
-                                   "timings": {b: dict(v) for b, v in lin.timings.items()}}
+        report.add(lin.name, lin)
     if set(report.summary()) == {"dense"} and not force:  # nothing to gain: the model's own (batched) forward is the fast dense path
         report.bound = False
         return report

@@ -221,6 +221,11 @@ class EngineReport:
     layers: dict[str, dict] = field(default_factory=dict)
     bound: bool = True  # False: every matrix measured fastest dense, so the model was left as it was
 
+    def add(self, name: str, lin: SparseLinear) -> None:
+        """Record what was measured and chosen for one layer."""
+        self.layers[name] = {"density": lin.density, "structured_4x1": lin.structured_4x1, "choice": dict(lin.choice),
+                             "timings": {b: dict(v) for b, v in lin.timings.items()}}
+
     def summary(self) -> dict[str, int]:
         out: dict[str, int] = {}
         for info in self.layers.values():
@@ -246,7 +251,6 @@ def sparsify(model: torch.nn.Module, int8: bool = False, tokens: tuple[int, ...]
         for t in tokens:
             sparse.path_for(t)
         setattr(modules[parent_name] if parent_name else model, attr, sparse)
-        report.layers[name] = {"density": sparse.density, "structured_4x1": sparse.structured_4x1,
-                               "choice": dict(sparse.choice), "timings": {b: dict(v) for b, v in sparse.timings.items()}}
+        report.add(name, sparse)
     model.eval()
     return report
