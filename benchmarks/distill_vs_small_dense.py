@@ -14,9 +14,11 @@ the recipe of ``glue_magnitude.py`` (3 epochs, batch 32, lr 1e-4, cubic schedule
 
 A record reused from ``glue_magnitude.jsonl`` keeps its own command and commit and says so in
 ``reused_from``. The ``cost`` stage times a distillation step against a dense fine-tuning step on
-the same batches (``results/distill_step_cost.json``).
+the same batches (``results/distill_step_cost.json``); it runs only when asked, because a timing
+taken beside other work is wrong and would overwrite a quiet one.
 
     python benchmarks/distill_vs_small_dense.py --glue-dir ../shared/data/glue --shared ../shared
+    python benchmarks/distill_vs_small_dense.py --stage cost --glue-dir ../shared/data/glue  # on a quiet machine
 """
 
 from __future__ import annotations
@@ -225,7 +227,8 @@ def table() -> str:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--stage", nargs="+", choices=["runs", "cost"], default=["cost", "runs"])
+    p.add_argument("--stage", nargs="+", choices=["runs", "cost"], default=["runs"],
+                   help="runs: the table's fine-tuning runs; cost: time a distillation step vs a dense step (quiet machine)")
     p.add_argument("--glue-dir", default=os.environ.get("BERTPRUNE_GLUE_DIR"))
     p.add_argument("--shared", default="../shared", help="the shared folder (for models/paraphrase-MiniLM-L3-v2)")
     p.add_argument("--tasks", nargs="+", default=TASKS, choices=TASKS)
