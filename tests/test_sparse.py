@@ -3,6 +3,7 @@
 import copy
 import itertools
 import json
+import math
 
 import pytest
 import torch
@@ -124,6 +125,26 @@ def test_fused_gelu_at_extreme_inputs_and_softmax_kernel_match_pytorch():
             torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-7)
             if m is not None:
                 assert (got[0, :, seq // 2:] == 0).all()  # padded keys get exactly no weight
+
+
+@needs_kernels
+@pytest.mark.parametrize("batch,seq,heads,head_dim", [(1, 128, 12, 32), (3, 37, 4, 20), (2, 130, 2, 33), (1, 5, 3, 7)])
+def test_fused_attention_kernel_matches_softmax_attention(batch, seq, heads, head_dim):
+    # seq 37/130/5: partial query blocks and vectors; head_dim 33/7: feature and key tails.
+    k = kernels.load()
+    H = heads * head_dim
+    qkv = torch.randn(3 * H, batch * seq, generator=torch.Generator().manual_seed(2)) * 2  # [3*hidden, batch*seq]
+    q, key, v = qkv.view(3, heads, head_dim, batch, seq).unbind(0)
+    mask = torch.zeros(batch, seq)
+    mask[-1, seq // 2 + 1:] = torch.finfo(torch.float32).min  # the last sequence is padded, as the engine masks it
+    for m, portable in itertools.product((None, mask), (False, True)):
+        scores = torch.einsum("hdbi,hdbj->bhij", q, key) / math.sqrt(head_dim)
+        probs = torch.softmax(scores + (0 if m is None else m[:, None, None, :]), -1)  # [batch, heads, seq, seq]
+        expected = torch.einsum("bhij,hdbj->hdbi", probs, v).reshape(H, batch * seq)
+        got = k.attention_t(qkv, batch, heads, m, 1 / math.sqrt(head_dim), portable)
+        torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+    with pytest.raises(RuntimeError, match="divisible by heads"):
+        k.attention_t(qkv, batch, H + 1, None, 1.0, False)
 
 
 @needs_kernels

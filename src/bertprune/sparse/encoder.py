@@ -5,7 +5,7 @@ and binds a new ``forward`` to its base model that runs the encoder layers in th
 layout [features, tokens]: that is the layout the sparse kernels read and write, so the whole
 stack of layers runs without transposing activations between them:
 
-    hᵀ ─ QKV (one fused sparse matrix) ─ attention (SDPA) ─ attn_out ─ +hᵀ, LayerNorm
+    hᵀ ─ QKV (one fused sparse matrix) ─ attention (one fused kernel) ─ attn_out ─ +hᵀ, LayerNorm
        ─ ffn_in ─ GELU ─ ffn_out ─ +, LayerNorm ─ next layer
 
 Each of the four matrices of a layer is a :class:`~bertprune.sparse.engine.SparseLinear` that runs
@@ -91,9 +91,7 @@ class EncoderEngine:
             yield from (layer.qkv, layer.attn_out, layer.ffn_in, layer.ffn_out)
 
     def layer(self, L: _Layer, ht: torch.Tensor, mask: torch.Tensor | None, B: int, S: int) -> torch.Tensor:
-        H, h, d = self.hidden, self.heads, self.head_dim
-        q, k, v = L.qkv.forward_t(ht).view(3, h, d, B, S).unbind(0)  # each [heads, head_dim, batch, seq]
-        ctx_t = _attention_t(q, k, v, mask, d).reshape(H, B * S)  # [hidden, batch*seq]
+        ctx_t = _attention(L.qkv.forward_t(ht), mask, B, self.heads)  # [3*hidden, batch*seq] → [hidden, batch*seq]
         h1 = _add_layernorm_t(L.attn_out.forward_t(ctx_t), ht, L.ln1)
         inner = L.ffn_in.forward_t(h1, gelu=True) if self.fused_gelu else self.act(L.ffn_in.forward_t(h1))
         return _add_layernorm_t(L.ffn_out.forward_t(inner), h1, L.ln2)
@@ -125,6 +123,19 @@ class EncoderEngine:
             if keep_all:
                 states.append(ht.t().reshape(B, S, H))
         return ht.t().reshape(B, S, H), states
+
+
+def _attention(qkv_t: torch.Tensor, mask: torch.Tensor | None, B: int, heads: int) -> torch.Tensor:
+    """Context [hidden, batch*seq] from the fused QKV output [3*hidden, batch*seq]. With AVX-512 one
+    kernel does scores, softmax and context per (sequence, head, 64 queries) without leaving cache,
+    where the batched matmuls below are GEMMs of 128x32x128 per head, too small for MKL to reach its
+    peak. Without AVX-512 the portable kernel would lose to MKL, so the matmuls run."""
+    H, T = qkv_t.shape[0] // 3, qkv_t.shape[1]
+    d = H // heads
+    if kernels.available() and kernels.load().cpu_features()[0]:
+        return kernels.load().attention_t(qkv_t, B, heads, mask, 1.0 / math.sqrt(d), False)
+    q, k, v = qkv_t.view(3, heads, d, B, T // B).unbind(0)  # each [heads, head_dim, batch, seq]
+    return _attention_t(q, k, v, mask, d).reshape(H, T)
 
 
 def _attention_t(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None, d: int) -> torch.Tensor:

@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <vector>
 
@@ -568,6 +569,157 @@ torch::Tensor softmax_(torch::Tensor scores, double scale, c10::optional<torch::
   return scores;
 }
 
+// ---------------------------------------------------------------- attention, feature-major
+// Softmax attention read straight from the fused QKV output [3H, T] (rows: q, k, v, each head's
+// head_dim rows together; columns: batch-major tokens) into the context [H, T], one (sequence,
+// head, block of 64 queries) per task. The scores are built transposed, [keys, queries], so that
+// the softmax over keys runs down columns with one query per vector lane: no horizontal
+// reductions, no transposing copies, and the [S, 64] block of probabilities stays in L1/L2
+// between the two products. PyTorch's path makes two batched GEMMs of 128x32x128 per head (too
+// small for MKL to reach its peak) plus a separate softmax pass.
+constexpr int64_t kAttnQueries = 64;
+
+// Row j of the transposed scores: scale, add the key's mask, store, and keep each query's maximum.
+__attribute__((target("avx512f"))) inline void attention_key_row(const __m512* acc, int64_t j, const float* mask, __m512 vscale,
+                                                                 float* e, __m512* mx) {
+  const __m512 add = _mm512_set1_ps(mask ? mask[j] : 0.f);
+  for (int u = 0; u < 4; ++u) {
+    const __m512 sc = _mm512_fmadd_ps(acc[u], vscale, add);
+    _mm512_store_ps(e + j * kAttnQueries + 16 * u, sc);
+    mx[u] = _mm512_max_ps(mx[u], sc);
+  }
+}
+
+__attribute__((target("avx512f"))) void attention_block_avx512(
+    const float* q, const float* k, const float* v, int64_t ld, int64_t S, int64_t d, int64_t i0,
+    const float* mask, float scale, float* e, float* out) {
+  const int64_t n = std::min(kAttnQueries, S - i0);
+  __mmask16 lane[4];
+  for (int u = 0; u < 4; ++u) lane[u] = tail_mask(n - 16 * u);
+  const __m512 vscale = _mm512_set1_ps(scale);
+  __m512 mx[4];
+  for (int u = 0; u < 4; ++u) mx[u] = _mm512_set1_ps(-INFINITY);
+  // 1. e[j][i] = scale · Σ_dd k[dd][j]·q[dd][i] + mask[j], four keys at a time (16 accumulators).
+  int64_t j = 0;
+  for (; j + 4 <= S; j += 4) {
+    __m512 acc[4][4];
+    for (int r = 0; r < 4; ++r)
+      for (int u = 0; u < 4; ++u) acc[r][u] = _mm512_setzero_ps();
+    for (int64_t dd = 0; dd < d; ++dd) {
+      const float* qr = q + dd * ld + i0;
+      const float* kr = k + dd * ld + j;
+      __m512 qv[4];
+      for (int u = 0; u < 4; ++u) qv[u] = _mm512_maskz_loadu_ps(lane[u], qr + 16 * u);
+      for (int r = 0; r < 4; ++r) {
+        const __m512 kb = _mm512_set1_ps(kr[r]);
+        for (int u = 0; u < 4; ++u) acc[r][u] = _mm512_fmadd_ps(kb, qv[u], acc[r][u]);
+      }
+    }
+    for (int r = 0; r < 4; ++r) attention_key_row(acc[r], j + r, mask, vscale, e, mx);
+  }
+  for (; j < S; ++j) {
+    __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+    for (int64_t dd = 0; dd < d; ++dd) {
+      const __m512 kb = _mm512_set1_ps(k[dd * ld + j]);
+      for (int u = 0; u < 4; ++u) acc[u] = _mm512_fmadd_ps(kb, _mm512_maskz_loadu_ps(lane[u], q + dd * ld + i0 + 16 * u), acc[u]);
+    }
+    attention_key_row(acc, j, mask, vscale, e, mx);
+  }
+  // 2. e ← exp(e − max) per query; the sums normalise the context at the end (one pass fewer).
+  __m512 sum[4];
+  for (int u = 0; u < 4; ++u) sum[u] = _mm512_setzero_ps();
+  for (int64_t jj = 0; jj < S; ++jj)
+    for (int u = 0; u < 4; ++u) {
+      float* ep = e + jj * kAttnQueries + 16 * u;
+      const __m512 x = exp512(_mm512_sub_ps(_mm512_load_ps(ep), mx[u]));
+      _mm512_store_ps(ep, x);
+      sum[u] = _mm512_add_ps(sum[u], x);
+    }
+  __m512 inv[4];
+  for (int u = 0; u < 4; ++u) inv[u] = _mm512_div_ps(_mm512_set1_ps(1.f), sum[u]);
+  // 3. out[dd][i] = Σ_j v[dd][j]·e[j][i] / sum[i], four features at a time.
+  int64_t dd = 0;
+  for (; dd + 4 <= d; dd += 4) {
+    __m512 acc[4][4];
+    for (int r = 0; r < 4; ++r)
+      for (int u = 0; u < 4; ++u) acc[r][u] = _mm512_setzero_ps();
+    for (int64_t jj = 0; jj < S; ++jj) {
+      __m512 ev[4];
+      for (int u = 0; u < 4; ++u) ev[u] = _mm512_load_ps(e + jj * kAttnQueries + 16 * u);
+      for (int r = 0; r < 4; ++r) {
+        const __m512 vb = _mm512_set1_ps(v[(dd + r) * ld + jj]);
+        for (int u = 0; u < 4; ++u) acc[r][u] = _mm512_fmadd_ps(vb, ev[u], acc[r][u]);
+      }
+    }
+    for (int r = 0; r < 4; ++r)
+      for (int u = 0; u < 4; ++u) _mm512_mask_storeu_ps(out + (dd + r) * ld + i0 + 16 * u, lane[u], _mm512_mul_ps(acc[r][u], inv[u]));
+  }
+  for (; dd < d; ++dd) {
+    __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+    for (int64_t jj = 0; jj < S; ++jj) {
+      const __m512 vb = _mm512_set1_ps(v[dd * ld + jj]);
+      for (int u = 0; u < 4; ++u) acc[u] = _mm512_fmadd_ps(vb, _mm512_load_ps(e + jj * kAttnQueries + 16 * u), acc[u]);
+    }
+    for (int u = 0; u < 4; ++u) _mm512_mask_storeu_ps(out + dd * ld + i0 + 16 * u, lane[u], _mm512_mul_ps(acc[u], inv[u]));
+  }
+}
+
+// The same block, one query at a time in plain C++ (machines without AVX-512, and the tests' twin).
+void attention_block_portable(const float* q, const float* k, const float* v, int64_t ld, int64_t S, int64_t d, int64_t i0,
+                              const float* mask, float scale, float* e, float* out) {
+  const int64_t n = std::min(kAttnQueries, S - i0);
+  for (int64_t i = i0; i < i0 + n; ++i) {
+    float top = -INFINITY;
+    for (int64_t j = 0; j < S; ++j) {
+      float dot = 0.f;
+      for (int64_t dd = 0; dd < d; ++dd) dot += k[dd * ld + j] * q[dd * ld + i];
+      e[j] = dot * scale + (mask ? mask[j] : 0.f);
+      top = std::max(top, e[j]);
+    }
+    float sum = 0.f;
+    for (int64_t j = 0; j < S; ++j) sum += (e[j] = std::exp(e[j] - top));
+    for (int64_t dd = 0; dd < d; ++dd) {
+      float acc = 0.f;
+      for (int64_t j = 0; j < S; ++j) acc += v[dd * ld + j] * e[j];
+      out[dd * ld + i] = acc / sum;
+    }
+  }
+}
+
+torch::Tensor attention_t(torch::Tensor qkv, int64_t B, int64_t heads, c10::optional<torch::Tensor> mask, double scale, bool portable) {
+  TORCH_CHECK(qkv.dim() == 2 && qkv.is_contiguous() && qkv.scalar_type() == torch::kFloat, "qkv: contiguous float [3 * hidden, tokens]");
+  const int64_t T = qkv.size(1), H = qkv.size(0) / 3;
+  TORCH_CHECK(qkv.size(0) == 3 * H && B > 0 && T % B == 0 && heads > 0 && H % heads == 0,
+              "qkv: [3 * hidden, batch * seq] with hidden divisible by heads");
+  const int64_t S = T / B, d = H / heads;
+  const float* mk = nullptr;
+  if (mask.has_value()) {
+    TORCH_CHECK(mask->is_contiguous() && mask->numel() == T && mask->scalar_type() == torch::kFloat, "mask: contiguous float [B, S]");
+    mk = mask->data_ptr<float>();
+  }
+  auto out = torch::empty({H, T}, qkv.options());
+  const float* x = qkv.data_ptr<float>();
+  float* y = out.data_ptr<float>();
+  const bool vec = !portable && has_avx512();
+  const int64_t blocks = (S + kAttnQueries - 1) / kAttnQueries;
+  at::parallel_for(0, B * heads * blocks, 1, [&](int64_t tb, int64_t te) {
+    float* e = static_cast<float*>(std::aligned_alloc(64, S * kAttnQueries * sizeof(float)));  // [S, 64] probabilities
+    for (int64_t t = tb; t < te; ++t) {  // consecutive tasks share a head: its k and v stay in cache
+      const int64_t blk = t % blocks, h = (t / blocks) % heads, b = t / (blocks * heads);
+      const float* base = x + b * S;
+      const float* q = base + (h * d) * T;
+      const float* k = base + (H + h * d) * T;
+      const float* v = base + (2 * H + h * d) * T;
+      float* o = y + (h * d) * T + b * S;
+      const float* m = mk ? mk + b * S : nullptr;
+      if (vec) attention_block_avx512(q, k, v, T, S, d, blk * kAttnQueries, m, (float)scale, e, o);
+      else attention_block_portable(q, k, v, T, S, d, blk * kAttnQueries, m, (float)scale, e, o);
+    }
+    std::free(e);
+  });
+  return out;
+}
+
 std::vector<bool> cpu_features() { return {has_avx512(), has_vnni()}; }
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
@@ -578,5 +730,6 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("quantize_tokens_t", &quantize_tokens_t, "per-token u8 quantisation of X^T [K, T] into [K/4, T, 4]");
   m.def("add_layernorm_t", &add_layernorm_t, "LayerNorm(x + r) over dim 0 of [H, T]");
   m.def("softmax_", &softmax_, "softmax(scale * scores + mask) over the last dim, in place, of [B, R, S]");
+  m.def("attention_t", &attention_t, "softmax attention from the fused QKV [3H, T] to the context [H, T], feature-major");
   m.def("cpu_features", &cpu_features, "(avx512, avx512-vnni)");
 }
