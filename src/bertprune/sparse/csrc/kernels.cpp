@@ -704,6 +704,7 @@ torch::Tensor attention_t(torch::Tensor qkv, int64_t B, int64_t heads, c10::opti
   const int64_t blocks = (S + kAttnQueries - 1) / kAttnQueries;
   at::parallel_for(0, B * heads * blocks, 1, [&](int64_t tb, int64_t te) {
     float* e = static_cast<float*>(std::aligned_alloc(64, S * kAttnQueries * sizeof(float)));  // [S, 64] probabilities
+    if (!e) throw std::bad_alloc();  // at::parallel_for rethrows it in the calling thread
     for (int64_t t = tb; t < te; ++t) {  // consecutive tasks share a head: its k and v stay in cache
       const int64_t blk = t % blocks, h = (t / blocks) % heads, b = t / (blocks * heads);
       const float* base = x + b * S;
