@@ -317,33 +317,6 @@ torch::Tensor b4_f32(torch::Tensor xt, torch::Tensor browptr, torch::Tensor bcol
   return yt;
 }
 
-// Per-token dynamic quantisation of X [T, K] (K % 4 == 0) into the [K/4, T, 4] u8 layout.
-std::vector<torch::Tensor> quantize_tokens(torch::Tensor x) {
-  TORCH_CHECK(x.dim() == 2 && x.is_contiguous() && x.scalar_type() == torch::kFloat, "x: contiguous float [T, K]");
-  const int64_t T = x.size(0), K = x.size(1);
-  TORCH_CHECK(K % 4 == 0, "K must be a multiple of 4");
-  auto xq = torch::empty({K / 4, T, 4}, x.options().dtype(torch::kUInt8));
-  auto sx = torch::empty({T}, x.options());
-  const float* xp = x.data_ptr<float>();
-  uint8_t* q = xq.data_ptr<uint8_t>();
-  float* s = sx.data_ptr<float>();
-  at::parallel_for(0, T, 16, [&](int64_t tb, int64_t te) {
-  for (int64_t t = tb; t < te; ++t) {
-    const float* row = xp + t * K;
-    float amax = 0.f;
-    for (int64_t k = 0; k < K; ++k) amax = std::max(amax, std::abs(row[k]));
-    const float scale = amax > 0.f ? amax / 127.f : 1.f;
-    const float inv = 1.f / scale;
-    s[t] = scale;
-    for (int64_t k = 0; k < K; ++k) {
-      const int v = (int)std::nearbyint(row[k] * inv);
-      q[((k >> 2) * T + t) * 4 + (k & 3)] = (uint8_t)(std::max(-127, std::min(127, v)) + 128);
-    }
-  }
-  });
-  return {xq, sx};
-}
-
 torch::Tensor csr_i8(torch::Tensor xq, torch::Tensor sx, torch::Tensor growptr, torch::Tensor gcols, torch::Tensor gvals,
                      torch::Tensor wscale, torch::Tensor wsum, c10::optional<torch::Tensor> bias, int64_t nv, bool portable,
                      bool gelu) {
@@ -726,7 +699,6 @@ std::vector<bool> cpu_features() { return {has_avx512(), has_vnni()}; }
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("csr_f32", &csr_f32, "unstructured sparse weight (CSR) x X^T, fp32");
   m.def("b4_f32", &b4_f32, "4x1-block sparse weight x X^T, fp32");
-  m.def("quantize_tokens", &quantize_tokens, "per-token u8 quantisation into [K/4, T, 4]");
   m.def("csr_i8", &csr_i8, "sparse int8 weight (groups of 4 inputs) x quantised X, VNNI");
   m.def("quantize_tokens_t", &quantize_tokens_t, "per-token u8 quantisation of X^T [K, T] into [K/4, T, 4]");
   m.def("add_layernorm_t", &add_layernorm_t, "LayerNorm(x + r) over dim 0 of [H, T]");
