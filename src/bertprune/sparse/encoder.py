@@ -68,6 +68,7 @@ class EncoderEngine:
         act = getattr(cfg, "hidden_act", None) or cfg.activation
         self.act = ACT2FN[act]
         self.fused_gelu = act == "gelu"  # the exact (erf) GELU, which the sparse kernels apply in place of a pass
+        self.fused_attention = kernels.available() and kernels.load().cpu_features()[0]  # the one-kernel attention needs AVX-512
         layers_path, *paths = _LAYOUT[model_type]
         layers = base.get_submodule(layers_path)
         self.layers = []
@@ -91,7 +92,8 @@ class EncoderEngine:
             yield from (layer.qkv, layer.attn_out, layer.ffn_in, layer.ffn_out)
 
     def layer(self, L: _Layer, ht: torch.Tensor, mask: torch.Tensor | None, B: int, S: int) -> torch.Tensor:
-        ctx_t = _attention(L.qkv.forward_t(ht), mask, B, self.heads)  # [3*hidden, batch*seq] → [hidden, batch*seq]
+        qkv_t = L.qkv.forward_t(ht)  # [3*hidden, batch*seq]
+        ctx_t = _attention(qkv_t, mask, B, self.heads, self.fused_attention)  # [hidden, batch*seq]
         h1 = _add_layernorm_t(L.attn_out.forward_t(ctx_t), ht, L.ln1)
         inner = L.ffn_in.forward_t(h1, gelu=True) if self.fused_gelu else self.act(L.ffn_in.forward_t(h1))
         return _add_layernorm_t(L.ffn_out.forward_t(inner), h1, L.ln2)
@@ -125,14 +127,14 @@ class EncoderEngine:
         return ht.t().reshape(B, S, H), states
 
 
-def _attention(qkv_t: torch.Tensor, mask: torch.Tensor | None, B: int, heads: int) -> torch.Tensor:
-    """Context [hidden, batch*seq] from the fused QKV output [3*hidden, batch*seq]. With AVX-512 one
-    kernel does scores, softmax and context per (sequence, head, 64 queries) without leaving cache,
+def _attention(qkv_t: torch.Tensor, mask: torch.Tensor | None, B: int, heads: int, fused: bool) -> torch.Tensor:
+    """Context [hidden, batch*seq] from the fused QKV output [3*hidden, batch*seq]. With ``fused``
+    (kernels built, AVX-512) one kernel does scores, softmax and context per (sequence, head, 64 queries) without leaving cache,
     where the batched matmuls below are GEMMs of 128x32x128 per head, too small for MKL to reach its
     peak. Without AVX-512 the portable kernel would lose to MKL, so the matmuls run."""
     H, T = qkv_t.shape[0] // 3, qkv_t.shape[1]
     d = H // heads
-    if kernels.available() and kernels.load().cpu_features()[0]:
+    if fused:
         return kernels.load().attention_t(qkv_t, B, heads, mask, 1.0 / math.sqrt(d), False)
     q, k, v = qkv_t.view(3, heads, d, B, T // B).unbind(0)  # each [heads, head_dim, batch, seq]
     return _attention_t(q, k, v, mask, d).reshape(H, T)
