@@ -52,7 +52,7 @@ SCALE = "full"
 QUICK = {"mlm_steps": 120, "sweep_steps": 60, "ft_examples": 1000, "eval_blocks": 500, "head_steps": 200}
 FT = {  # the fine-tuning recipe, the same for every run
     "train.epochs": 3, "train.batch_size": 32, "train.lr": 1e-4, "train.warmup_ratio": 0.06,
-    "train.weight_decay": 0.01, "data.max_length": 128, "train.log_every": 20,
+    "train.weight_decay": 0.01, "data.max_length": 128, "train.log_every": 20, "train.group_by_length": True,
 }
 
 

@@ -213,3 +213,47 @@ def test_squad_cli_end_to_end_with_pruning_and_distillation(tiny_models, tmp_pat
     assert json.loads((tmp_path / "gmp" / "results.json").read_text())["achieved_sparsity"] == pytest.approx(0.8, abs=2e-3)
     assert json.loads((tmp_path / "dist" / "results.json").read_text())["method"] == "distill"
     assert time.time() - start < 60
+
+
+def test_evaluation_in_length_order_gives_the_predictions_of_feature_order(tiny_models, tmp_path):
+    """The dev windows run longest first (less padding); the logits must go back to their own features:
+    the predictions equal those of every window run alone, unpadded, in feature order."""
+    import torch
+
+    from bertprune.config import load_config
+    from bertprune.tasks.squad import SquadTask
+    from bertprune.train import make_accelerator
+
+    rng = np.random.default_rng(1)
+    folder = tmp_path / "squad"
+    folder.mkdir()
+    for name in ("train.json", "dev.json"):
+        paragraphs = []
+        for i in range(12):  # contexts of 4..60 words: windows of very different lengths, some examples with several
+            words = [FILLER[j] for j in rng.integers(0, len(FILLER), int(rng.integers(4, 60)))]
+            paragraphs.append({"context": " ".join(words), "qas": [{"id": f"{name}{i}", "question": "which ?",
+                               "answers": [{"text": words[0], "answer_start": 0}]}]})
+        (folder / name).write_text(json.dumps({"version": "1.1", "data": [{"title": "t", "paragraphs": paragraphs}]}))
+    cfg = load_config(None, ["data.task=squad", f"data.squad_dir={folder}", "data.squad_train_file=train.json",
+                             "data.squad_dev_file=dev.json", f"model.name={tiny_models['bert']}", "data.max_length=32",
+                             "data.doc_stride=8", "train.eval_batch_size=4"])
+    task = SquadTask(cfg)
+    accelerator = make_accelerator(cfg)
+    built = task.build(accelerator)
+    lengths = [len(x) for x in built.eval_sets["dev"]["input_ids"]]
+    assert lengths == sorted(lengths, reverse=True) and len(set(lengths)) > 3 and len(lengths) > len(task.dev["ids"])
+    loaders = {"dev": torch.utils.data.DataLoader(built.eval_sets["dev"], batch_size=4, collate_fn=built.collate)}
+    model = built.model.eval()
+    got = task.evaluate(model, loaders, accelerator)
+
+    by_feature = built.eval_sets["dev"].select(task.dev["restore"])  # back in feature order
+    starts, ends = np.full((len(by_feature), 32), -1e4, np.float32), np.full((len(by_feature), 32), -1e4, np.float32)
+    with torch.no_grad():
+        for f, feat in enumerate(by_feature):
+            out = model(**{k: torch.tensor([v]) for k, v in feat.items()})
+            starts[f, : len(feat["input_ids"])] = out.start_logits[0].numpy()
+            ends[f, : len(feat["input_ids"])] = out.end_logits[0].numpy()
+    d = task.dev
+    expected = best_answers(d["ids"], d["contexts"], d["feature_ids"], d["offsets"], starts, ends)
+    assert task.predictions == expected
+    assert got["dev"] == squad_metrics(expected, d["golds"])

@@ -66,11 +66,12 @@ def test_dense_run_learns_the_planted_signal(run_args, tmp_path):
     assert results["final"]["dev"]["accuracy"] >= 0.8
 
 
-@pytest.mark.parametrize("crash_step", [6, 9])  # at an epoch boundary, and mid-epoch
-def test_resume_reaches_the_same_final_weights(run_args, tmp_path, monkeypatch, crash_step):
+@pytest.mark.parametrize("crash_step,grouped", [(6, False), (9, False), (9, True)])  # epoch boundary, mid-epoch
+def test_resume_reaches_the_same_final_weights(run_args, tmp_path, monkeypatch, crash_step, grouped):
     """Interrupted after the checkpoint of step ``crash_step`` and resumed: bit-identical to an uninterrupted run.
     The model has dropout, so the RNG state must be restored too, not only weights and optimizer."""
-    extra = ("--method", "gmp", "--sparsity", "0.8", "prune.schedule.every=1", "train.save_every=3", "train.eval_every=100")
+    extra = ("--method", "gmp", "--sparsity", "0.8", "prune.schedule.every=1", "train.save_every=3", "train.eval_every=100",
+             f"train.group_by_length={grouped}")
     assert run(run_args("straight", "bert-dropout", "sst2", *extra)) == 0
 
     original = train_mod.save_training_state
@@ -95,6 +96,37 @@ def test_resume_reaches_the_same_final_weights(run_args, tmp_path, monkeypatch, 
         assert torch.equal(a[k], b[k]), k
     log = [json.loads(x) for x in (tmp_path / "resumed" / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log if "loss" in r] == [2, 4, 6, 8, 10, 12]  # no duplicated steps
+
+
+def test_length_grouped_order():
+    """A permutation, a pure function of (seed, epoch), whose batches pad to far fewer tokens than random ones."""
+    import numpy as np
+
+    from bertprune.train import epoch_order, length_grouped_order
+
+    lengths = np.random.default_rng(0).integers(8, 385, 3000)
+    order = length_grouped_order(lengths, 32, seed=42, epoch=0)
+    assert sorted(order.tolist()) == list(range(3000))
+    assert np.array_equal(order, length_grouped_order(lengths, 32, seed=42, epoch=0))
+    assert not np.array_equal(order, length_grouped_order(lengths, 32, seed=42, epoch=1))
+    assert not np.array_equal(order, length_grouped_order(lengths, 32, seed=43, epoch=0))
+    assert lengths[order[0]] == lengths.max()  # the longest batch first: out of memory at once, not hours in
+
+    def padded_tokens(o):
+        return sum(lengths[o[i : i + 32]].max() * len(o[i : i + 32]) for i in range(0, len(o), 32))
+
+    assert padded_tokens(order) < 0.6 * padded_tokens(epoch_order(3000, 42, 0))
+
+
+def test_group_by_length_needs_tokenized_examples():
+    from datasets import Dataset
+
+    from bertprune.errors import BertpruneError
+    from bertprune.train import example_lengths
+
+    assert example_lengths(Dataset.from_dict({"input_ids": [[1, 2], [3], [4, 5, 6]]})).tolist() == [2, 1, 3]
+    with pytest.raises(BertpruneError, match="group_by_length=false"):
+        example_lengths(Dataset.from_dict({"text": ["a b"]}))
 
 
 def test_resume_without_checkpoint_starts_fresh(run_args, tmp_path):

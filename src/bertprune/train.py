@@ -89,6 +89,26 @@ def epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:
     return np.random.default_rng([seed, epoch]).permutation(n)
 
 
+def length_grouped_order(lengths: np.ndarray, batch_size: int, seed: int, epoch: int) -> np.ndarray:
+    """:func:`epoch_order` with batches of similar length, also a pure function of (seed, epoch).
+
+    transformers' recipe (``LengthGroupedSampler``): a random permutation cut into mega-batches of
+    up to 50 batches, each sorted by decreasing length, the longest example moved to the first batch
+    (an out-of-memory error shows at once, not hours in). ``lengths``: [n] tokens per example."""
+    from transformers.trainer_pt_utils import get_length_grouped_indices
+
+    generator = torch.Generator().manual_seed(int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0]))
+    return np.asarray(get_length_grouped_indices(lengths.tolist(), batch_size, generator=generator))
+
+
+def example_lengths(dataset) -> np.ndarray:
+    """Tokens per example ([n]), from the ``input_ids`` column, for ``train.group_by_length``."""
+    if "input_ids" not in dataset.column_names:
+        raise BertpruneError(f"train.group_by_length needs tokenized examples with input_ids; this task's training "
+                             f"set has the columns {dataset.column_names}. Set train.group_by_length=false")
+    return np.fromiter((len(ids) for ids in dataset["input_ids"]), dtype=np.int64, count=len(dataset))
+
+
 def total_steps_of(cfg, n_train: int) -> tuple[int, int]:
     micro_per_epoch = math.ceil(n_train / cfg.train.batch_size)
     steps_per_epoch = math.ceil(micro_per_epoch / cfg.train.grad_accum)
@@ -176,6 +196,7 @@ def train(cfg, task: Task, resume: bool = False, overwrite: bool = False, quiet:
     total_steps, steps_per_epoch = total_steps_of(cfg, len(train_set))
     method = method or build_method(cfg.prune, cfg.targets)
     method.prepare(model, total_steps)  # errors (e.g. no prunable matrices) surface before training
+    lengths = example_lengths(train_set) if cfg.train.group_by_length else None
     eval_loaders = {
         k: accelerator.prepare_data_loader(DataLoader(v, batch_size=cfg.train.eval_batch_size, collate_fn=built.collate))
         for k, v in built.eval_sets.items()
@@ -211,7 +232,10 @@ def train(cfg, task: Task, resume: bool = False, overwrite: bool = False, quiet:
     # --- the loop ---------------------------------------------------------------------------------
     model.train()
     while progress.step < total_steps:
-        order = epoch_order(len(train_set), cfg.train.seed, progress.epoch)[progress.offset :]
+        if lengths is None:
+            order = epoch_order(len(train_set), cfg.train.seed, progress.epoch)[progress.offset :]
+        else:
+            order = length_grouped_order(lengths, cfg.train.batch_size, cfg.train.seed, progress.epoch)[progress.offset :]
         # Its own generator: creating a DataLoader iterator must not draw from the global RNG that
         # dropout and masking use, or a resumed run would diverge from an uninterrupted one.
         loader = accelerator.prepare_data_loader(

@@ -47,14 +47,19 @@ class SquadTask(Task):
         with accelerator.main_process_first():
             train_set = train_features(train_ex, tokenizer, self.seq_len, d.doc_stride)
             feats = eval_features(dev_ex, tokenizer, self.seq_len, d.doc_stride)
+        # Evaluation batches windows of similar length (longest first), since the collator pads each
+        # batch to its longest: about 2.4x less work on SQuAD's dev set than padding every batch to
+        # ~384. ``restore`` puts the logits back in feature order (``by_length[restore] = arange``).
+        by_length = np.argsort([-len(ids) for ids in feats["input_ids"]], kind="stable")
         self.dev = {
             "ids": list(dev_ex["id"]),
             "contexts": dict(zip(dev_ex["id"], dev_ex["context"])),
             "golds": {i: a["text"] for i, a in zip(dev_ex["id"], dev_ex["answers"])},
             "feature_ids": list(feats["example_id"]),
             "offsets": list(feats["offset_mapping"]),
+            "restore": np.argsort(by_length),
         }
-        eval_set = feats.remove_columns(["example_id", "offset_mapping"])
+        eval_set = feats.remove_columns(["example_id", "offset_mapping"]).select(by_length)
         return Built(model, tokenizer, train_set, {"dev": eval_set}, DataCollatorWithPadding(tokenizer))
 
     def load_teacher(self, path: str):
@@ -81,8 +86,8 @@ class SquadTask(Task):
             s, e = accelerator.gather_for_metrics((s, e))
             starts.append(s.cpu())
             ends.append(e.cpu())
-        start_logits, end_logits = torch.cat(starts).numpy(), torch.cat(ends).numpy()
         d, cfg = self.dev, self.cfg.data
+        start_logits, end_logits = torch.cat(starts).numpy()[d["restore"]], torch.cat(ends).numpy()[d["restore"]]
         self.predictions = best_answers(d["ids"], d["contexts"], d["feature_ids"], d["offsets"], start_logits,
                                         end_logits, cfg.n_best, cfg.max_answer_length)
         return {"dev": squad_metrics(self.predictions, d["golds"])}
