@@ -138,9 +138,10 @@ def mlm_run_dir(args, method, sparsity) -> Path:
 
 def best_sweep_settings() -> list[str]:
     """The target-mode sweep settings with the best held-out MLM accuracy."""
-    sweep = [r for r in records.read(BENCHMARK) if r.get("stage") == "sweep" and r["target_sparsity"] > 0]
+    sweep = [r for r in records.read(BENCHMARK) if r.get("stage") == "sweep" and r["target_sparsity"] > 0
+             and f"--scale {SCALE}" in r["command"]]  # runs of one length only: longer runs score higher
     if not sweep:
-        raise SystemExit("--rpp-from-sweep: no sweep records yet; run --stage sweep first")
+        raise SystemExit(f"--rpp-from-sweep: no sweep records at --scale {SCALE} yet; run --stage sweep first")
     best = max(sweep, key=lambda r: r["main_metric"])
     return best["notes"].split("sweep (target mode) ", 1)[1].split(";")[0].split()
 
@@ -255,11 +256,11 @@ def table() -> str:
                          if avg is not None else f"| {m} | {s:.2f} | " + " | ".join(f"{v:.2f}" if v is not None else "-" for v in vals) + " | - | - | |")
         lines.append("")
     if sweep:
-        lines += [f"## RPP hyper-parameter sweep (short runs, {sweep[-1]['steps']} steps)", "",
-                  "| mode | settings | achieved sparsity | from proximal steps | MLM accuracy |", "|---|---|---|---|---|"]
+        lines += ["## RPP hyper-parameter sweep (short runs from the head-trained checkpoint)", "",
+                  "| steps | mode | settings | achieved sparsity | from proximal steps | MLM accuracy |", "|---|---|---|---|---|---|"]
         for r in sweep:
             ms = r.get("method_summary") or {}
-            lines.append(f"| {ms.get('mode')} | {r['notes'].split(') ', 1)[-1].split(';')[0]} | {r['achieved_sparsity']:.4f} | "
+            lines.append(f"| {r['steps']} | {ms.get('mode')} | {r['notes'].split(') ', 1)[-1].split(';')[0]} | {r['achieved_sparsity']:.4f} | "
                          f"{ms.get('sparsity_from_proximal_steps', r['achieved_sparsity']):.4f} | {r['main_metric']:.2f} |")
         lines.append("")
     some = next(iter(recs), None)
