@@ -158,10 +158,9 @@ def _attention_t(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.
 
 
 def _softmax_(scores: torch.Tensor, scale: float, mask: torch.Tensor | None) -> torch.Tensor:
-    """softmax(scale · scores + mask) over the last dim, in place where the kernels are built.
-    scores [batch, rows, seq] contiguous; mask [batch, seq] additive or None."""
-    if kernels.available():
-        return kernels.load().softmax_(scores, scale, mask, False)
+    """softmax(scale · scores + mask) over the last dim. scores [batch, rows, seq] contiguous (scaled
+    and masked in place); mask [batch, seq] additive or None. Runs only where attention is not fused
+    (no AVX-512, or no kernels), so PyTorch's softmax serves."""
     scores.mul_(scale)  # the scale first, so masked scores stay at the dtype's minimum
     if mask is not None:
         scores.add_(mask[:, None, :])

@@ -483,65 +483,6 @@ torch::Tensor add_layernorm_t(torch::Tensor xt, torch::Tensor rt, torch::Tensor 
   return yt;
 }
 
-// Attention probabilities in place: rows of scores [B, R, S] (R = heads × queries) become
-// softmax(scale·row + mask[b]) with mask [B, S] additive (or none): scale, mask and softmax in one
-// pass over the scores where PyTorch would make three.
-__attribute__((target("avx512f"))) void softmax_row_avx512(float* row, const float* mask, int64_t S, float scale) {
-  __m512 mx = _mm512_set1_ps(-INFINITY);
-  for (int64_t j = 0; j < S; j += 16) {
-    const __mmask16 m = tail_mask(S - j);
-    __m512 v = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, row + j), _mm512_set1_ps(scale));
-    if (mask) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, mask + j));
-    _mm512_mask_storeu_ps(row + j, m, v);
-    mx = _mm512_mask_max_ps(mx, m, mx, v);
-  }
-  const __m512 top = _mm512_set1_ps(_mm512_reduce_max_ps(mx));
-  __m512 sum = _mm512_setzero_ps();
-  for (int64_t j = 0; j < S; j += 16) {
-    const __mmask16 m = tail_mask(S - j);
-    const __m512 e = exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, row + j), top));
-    _mm512_mask_storeu_ps(row + j, m, e);
-    sum = _mm512_mask_add_ps(sum, m, sum, e);
-  }
-  const __m512 inv = _mm512_set1_ps(1.f / _mm512_reduce_add_ps(sum));
-  for (int64_t j = 0; j < S; j += 16) {
-    const __mmask16 m = tail_mask(S - j);
-    _mm512_mask_storeu_ps(row + j, m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, row + j), inv));
-  }
-}
-
-void softmax_row_portable(float* row, const float* mask, int64_t S, float scale) {
-  float top = -INFINITY;
-  for (int64_t j = 0; j < S; ++j) {
-    row[j] = row[j] * scale + (mask ? mask[j] : 0.f);
-    top = std::max(top, row[j]);
-  }
-  float sum = 0.f;
-  for (int64_t j = 0; j < S; ++j) sum += (row[j] = std::exp(row[j] - top));
-  const float inv = 1.f / sum;
-  for (int64_t j = 0; j < S; ++j) row[j] *= inv;
-}
-
-torch::Tensor softmax_(torch::Tensor scores, double scale, c10::optional<torch::Tensor> mask, bool portable) {
-  TORCH_CHECK(scores.dim() == 3 && scores.is_contiguous() && scores.scalar_type() == torch::kFloat, "scores: contiguous float [B, R, S]");
-  const int64_t B = scores.size(0), R = scores.size(1), S = scores.size(2);
-  const float* mk = nullptr;
-  if (mask.has_value()) {
-    TORCH_CHECK(mask->is_contiguous() && mask->numel() == B * S && mask->scalar_type() == torch::kFloat, "mask: contiguous float [B, S]");
-    mk = mask->data_ptr<float>();
-  }
-  float* p = scores.data_ptr<float>();
-  const bool vec = !portable && has_avx512();
-  at::parallel_for(0, B * R, 16, [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) {
-      const float* m = mk ? mk + (i / R) * S : nullptr;
-      if (vec) softmax_row_avx512(p + i * S, m, S, (float)scale);
-      else softmax_row_portable(p + i * S, m, S, (float)scale);
-    }
-  });
-  return scores;
-}
-
 // ---------------------------------------------------------------- attention, feature-major
 // Softmax attention read straight from the fused QKV output [3H, T] (rows: q, k, v, each head's
 // head_dim rows together; columns: batch-major tokens) into the context [H, T], one (sequence,
@@ -702,7 +643,6 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("csr_i8", &csr_i8, "sparse int8 weight (groups of 4 inputs) x quantised X, VNNI");
   m.def("quantize_tokens_t", &quantize_tokens_t, "per-token u8 quantisation of X^T [K, T] into [K/4, T, 4]");
   m.def("add_layernorm_t", &add_layernorm_t, "LayerNorm(x + r) over dim 0 of [H, T]");
-  m.def("softmax_", &softmax_, "softmax(scale * scores + mask) over the last dim, in place, of [B, R, S]");
   m.def("attention_t", &attention_t, "softmax attention from the fused QKV [3H, T] to the context [H, T], feature-major");
   m.def("cpu_features", &cpu_features, "(avx512, avx512-vnni)");
 }
