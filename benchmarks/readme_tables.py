@@ -64,9 +64,18 @@ def rpp() -> str:
     return "\n".join(lines)
 
 
-def distill() -> str:
-    path = records.RESULTS / "distill_vs_small_dense.md"
+def _md_table(name: str) -> str:
+    """The first table of ``results/NAME.md`` (after its title and introduction)."""
+    path = records.RESULTS / f"{name}.md"
     return path.read_text().split("\n\n", 2)[2].split("\n\n")[0] if path.exists() else ""
+
+
+def distill() -> str:
+    return _md_table("distill_vs_small_dense")
+
+
+def squad() -> str:
+    return _md_table("squad")
 
 
 def inference() -> str:
@@ -99,7 +108,7 @@ def inference() -> str:
 
 
 if __name__ == "__main__":
-    for name, fn in (("glue", glue), ("rpp", rpp), ("distill", distill), ("inference", inference)):
+    for name, fn in (("glue", glue), ("rpp", rpp), ("distill", distill), ("squad", squad), ("inference", inference)):
         print(f"<!-- {name} -->\n{fn()}\n")
     cost = records.RESULTS / "distill_step_cost.json"
     if cost.exists():
