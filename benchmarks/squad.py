@@ -47,10 +47,12 @@ def run_one(args, method, sparsity) -> dict:
         f"output_dir={run_dir(args, method, sparsity)}",
         f"prune.method={'dense' if method == 'dense' else 'gmp'}", f"prune.sparsity={sparsity}",
     ]
+    # --resume continues an interrupted run from its last checkpoint (taken after each epoch's evaluation)
+    restart = {"resume": True} if args.resume else {"overwrite": True}
     if method == "distill":
         o.append(f"distill.teacher={run_dir(args, 'dense', 0.0)}")
-        return distill(load_config(None, o, schema=DistillRunConfig), overwrite=True, quiet=args.quiet)
-    return finetune(load_config(None, o, schema=RunConfig), overwrite=True, quiet=args.quiet)
+        return distill(load_config(None, o, schema=DistillRunConfig), quiet=args.quiet, **restart)
+    return finetune(load_config(None, o, schema=RunConfig), quiet=args.quiet, **restart)
 
 
 def table() -> str:
@@ -79,6 +81,8 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--out-dir", default="runs/bench-squad")
     p.add_argument("--quiet", action="store_true")
+    p.add_argument("--resume", action="store_true", help="continue interrupted runs from their last checkpoint "
+                   "(same recipe); without it every run starts over")
     p.add_argument("--smoke", action="store_true", help="tiny runs to check the script (needs $BERTPRUNE_BENCH_RESULTS)")
     args = p.parse_args()
     if not args.squad_dir:
