@@ -232,10 +232,8 @@ def train(cfg, task: Task, resume: bool = False, overwrite: bool = False, quiet:
     # --- the loop ---------------------------------------------------------------------------------
     model.train()
     while progress.step < total_steps:
-        if lengths is None:
-            order = epoch_order(len(train_set), cfg.train.seed, progress.epoch)[progress.offset :]
-        else:
-            order = length_grouped_order(lengths, cfg.train.batch_size, cfg.train.seed, progress.epoch)[progress.offset :]
+        order = (epoch_order(len(train_set), cfg.train.seed, progress.epoch) if lengths is None
+                 else length_grouped_order(lengths, cfg.train.batch_size, cfg.train.seed, progress.epoch))[progress.offset :]
         # Its own generator: creating a DataLoader iterator must not draw from the global RNG that
         # dropout and masking use, or a resumed run would diverge from an uninterrupted one.
         loader = accelerator.prepare_data_loader(
