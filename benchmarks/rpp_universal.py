@@ -14,8 +14,13 @@ Stages (each appends records to ``results/rpp_universal.jsonl`` and rebuilds ``.
               against the original dense model (``dense``) and the dense model after the same
               masked-LM stage (``dense+mlm``), all with one recipe.
 
-    python benchmarks/rpp_universal.py --stage head sweep mlm finetune \\
+    python benchmarks/rpp_universal.py --stage head sweep mlm finetune --rpp-from-sweep \\
         --text-dir ../shared/data/text --glue-dir ../shared/data/glue
+
+The full scale is hours of a 2-core machine. ``--resume`` makes the same command continue after an
+interruption: runs already recorded at this ``--scale`` are skipped (records name their run folder),
+and an interrupted run continues from its last checkpoint (every 100 steps at the masked-LM stage,
+every epoch when fine-tuning); resume is bit-exact, so the records are those of an uninterrupted run.
 """
 
 from __future__ import annotations
@@ -41,7 +46,7 @@ HEAD = {"head.steps": 300, "head.lr": 1e-3}
 MLM = {  # the masked-LM stage recipe, the same for RPP, NIP and dense
     "data.block_size": 128, "data.validation_fraction": 0.05, "data.eval_blocks": 1000,
     "train.batch_size": 32, "train.lr": 1e-4, "train.warmup_ratio": 0.06, "train.weight_decay": 0.01,
-    "train.log_every": 10, "prune.schedule.start": 0.0, "prune.schedule.end": 0.7,
+    "train.log_every": 10, "train.save_every": 100, "prune.schedule.start": 0.0, "prune.schedule.end": 0.7,
 }
 MLM_STEPS = 400
 SWEEP_STEPS = 150
@@ -66,11 +71,20 @@ def _overrides(d: dict) -> list[str]:
     return [f"{k}={v}" for k, v in d.items()]
 
 
-def _mlm_record(args, results, method, sparsity, steps, notes, stage, extra_args):
+def _recorded(args, run: str) -> bool:
+    """With --resume: does a record of run folder ``run`` at this --scale exist already?"""
+    return args.resume and any(r.get("run") == run and f"--scale {SCALE}" in r["command"] for r in records.read(BENCHMARK))
+
+
+def _restart(args) -> dict:
+    return {"resume": True} if args.resume else {"overwrite": True}
+
+
+def _mlm_record(args, run, results, method, sparsity, steps, notes, stage, extra_args):
     dev = results["final"]["dev"]
     blocks = results["train_examples"]
     return {
-        "benchmark": BENCHMARK, "task": "mlm", "model": MODEL, "method": method,
+        "benchmark": BENCHMARK, "run": run, "task": "mlm", "model": MODEL, "method": method,
         "target_sparsity": sparsity, "achieved_sparsity": round(results["achieved_sparsity"], 6),
         "nonzero_encoder_params": results["nonzero_encoder_params"],
         "metrics": {k: dev[k] for k in ("mlm_accuracy", "mlm_loss", "mlm_perplexity")},
@@ -93,7 +107,7 @@ def _pretrain(args, name, overrides, steps):
     cfg = load_config(None, _overrides(MLM) + [f"data.text_dir={args.text_dir}", f"train.max_steps={steps}",
                                               f"train.eval_every={steps}", f"train.seed={args.seed}",
                                               f"output_dir={Path(args.out_dir) / name}"] + overrides, schema=PretrainConfig)
-    return pretrain(cfg, overwrite=True, quiet=args.quiet)
+    return pretrain(cfg, quiet=args.quiet, **_restart(args))
 
 
 def head_checkpoint(args) -> Path:
@@ -101,8 +115,10 @@ def head_checkpoint(args) -> Path:
 
 
 def stage_head(args):
+    if _recorded(args, "head"):
+        return
     res = _pretrain(args, "head", [f"model.name={MODEL}", "prune.method=dense"] + _overrides(HEAD), 0)
-    rec = _mlm_record(args, res, "dense", 0.0, 0, f"head only: {HEAD['head.steps']} steps, encoder frozen",
+    rec = _mlm_record(args, "head", res, "dense", 0.0, 0, f"head only: {HEAD['head.steps']} steps, encoder frozen",
                       "head", ["--text-dir", args.text_dir])
     rec["metrics"]["mlm_accuracy_before_head"] = res["head_training"]["before"]["mlm_accuracy"]
     records.append(BENCHMARK, rec)
@@ -122,13 +138,19 @@ def stage_sweep(args):
         grid = [[f"prune.rpp.eps={e}", f"prune.rpp.reweight_every={t}", "prune.rpp.gamma_rate=1.02"]
                 for e in (1e-3, 1e-2) for t in (10, 50)]
     for extra in grid:  # target mode at 80%
-        res = _pretrain(args, "sweep-" + _rpp_name(0.8, extra), base + ["prune.sparsity=0.8"] + extra, SWEEP_STEPS)
-        records.append(BENCHMARK, _mlm_record(args, res, "rpp", 0.8, SWEEP_STEPS, "sweep (target mode) " + " ".join(extra),
+        run = "sweep-" + _rpp_name(0.8, extra)
+        if _recorded(args, run):
+            continue
+        res = _pretrain(args, run, base + ["prune.sparsity=0.8"] + extra, SWEEP_STEPS)
+        records.append(BENCHMARK, _mlm_record(args, run, res, "rpp", 0.8, SWEEP_STEPS, "sweep (target mode) " + " ".join(extra),
                                               "sweep", ["--text-dir", args.text_dir]))
     for gamma in ((0.1, 1.0, 10.0) if SWEEP_GRID == "full" else (1.0,)):  # fixed-gamma mode: what sparsity does a gamma give?
         extra = [f"prune.rpp.gamma={gamma}", "prune.rpp.eps=1e-3", "prune.rpp.reweight_every=50"]
-        res = _pretrain(args, "sweep-" + _rpp_name(0.0, extra), base + ["prune.sparsity=0.0"] + extra, SWEEP_STEPS)
-        records.append(BENCHMARK, _mlm_record(args, res, "rpp", 0.0, SWEEP_STEPS, "sweep (fixed gamma) " + " ".join(extra),
+        run = "sweep-" + _rpp_name(0.0, extra)
+        if _recorded(args, run):
+            continue
+        res = _pretrain(args, run, base + ["prune.sparsity=0.0"] + extra, SWEEP_STEPS)
+        records.append(BENCHMARK, _mlm_record(args, run, res, "rpp", 0.0, SWEEP_STEPS, "sweep (fixed gamma) " + " ".join(extra),
                                               "sweep", ["--text-dir", args.text_dir]))
 
 
@@ -152,13 +174,16 @@ def stage_mlm(args):
     runs = [("dense", 0.0)] if "dense" in args.methods else []
     runs += [(m, s) for m in ("rpp", "gmp") if m in args.methods for s in args.sparsities]
     for method, s in runs:
+        run = mlm_run_dir(args, method, s).name
+        if _recorded(args, run):
+            continue
         extra = [f"prune.method={method}", f"prune.sparsity={s}"]
         extra += ["prune.schedule.every=10"] if method == "gmp" else rpp_settings if method == "rpp" else []
-        res = _pretrain(args, mlm_run_dir(args, method, s).name, base + extra, MLM_STEPS)
+        res = _pretrain(args, run, base + extra, MLM_STEPS)
         cmd = ["--text-dir", args.text_dir, "--methods", method, "--sparsities", str(s)]
         if method == "rpp" and rpp_settings:
             cmd += ["--rpp-settings", *rpp_settings]
-        records.append(BENCHMARK, _mlm_record(args, res, method, s, MLM_STEPS, f"MLM stage, {MLM_STEPS} steps from the head "
+        records.append(BENCHMARK, _mlm_record(args, run, res, method, s, MLM_STEPS, f"MLM stage, {MLM_STEPS} steps from the head "
                                               f"checkpoint{'; ' + ' '.join(rpp_settings) if method == 'rpp' else ''}", "mlm", cmd))
 
 
@@ -178,15 +203,17 @@ def stage_finetune(args):
     for method, s, model, mask in runs:
         for task in args.tasks:
             out = Path(args.out_dir) / f"ft-{method}-{s}-{task}"
+            if _recorded(args, out.name):
+                continue
             overrides = _overrides(FT) + [f"data.task={task}", f"data.glue_dir={args.glue_dir}", f"model.name={model}",
                                           f"data.train_examples={FT_TRAIN_EXAMPLES}", f"train.seed={args.seed}", f"output_dir={out}"]
             if mask:
                 overrides.append(f"prune.mask={mask}")
-            res = finetune(load_config(None, overrides), overwrite=True, quiet=args.quiet)
+            res = finetune(load_config(None, overrides), quiet=args.quiet, **_restart(args))
             report = sparsity_report(out)
             dev = res["final"]["dev"]
             records.append(BENCHMARK, {
-                "benchmark": BENCHMARK, "task": task, "model": MODEL, "method": method, "target_sparsity": s,
+                "benchmark": BENCHMARK, "run": out.name, "task": task, "model": MODEL, "method": method, "target_sparsity": s,
                 "achieved_sparsity": round(res["achieved_sparsity"], 6), "nonzero_encoder_params": res["nonzero_encoder_params"],
                 "metrics": dev, "main_metric": round(100 * dev[MAIN[task]], 2), "split": "dev", "seed": args.seed,
                 "train_examples": res["train_examples"], "epochs": FT["train.epochs"],
@@ -279,12 +306,14 @@ def main() -> None:
     p.add_argument("--sparsities", nargs="+", type=float, default=SPARSITIES)
     p.add_argument("--tasks", nargs="+", default=TASKS, choices=TASKS)
     p.add_argument("--seed", type=int, default=42)
-    p.add_argument("--out-dir", default="runs/bench-rpp-universal")
+    p.add_argument("--out-dir", help="run folders (default: runs/bench-rpp-universal/SCALE)")
     p.add_argument("--rpp-settings", nargs="*", default=[], metavar="prune.rpp.KEY=VALUE",
                    help="RPP settings for the mlm stage (default: bertprune's defaults)")
     p.add_argument("--rpp-from-sweep", action="store_true", help="mlm stage: use the best target-mode sweep settings")
     p.add_argument("--scale", choices=["full", "quick"], default="full",
                    help=f"quick: {QUICK} and a smaller sweep grid (stated in every record)")
+    p.add_argument("--resume", action="store_true", help="skip runs already recorded at this --scale and continue an "
+                   "interrupted run from its last checkpoint")
     p.add_argument("--quiet", action="store_true")
     p.add_argument("--smoke", action="store_true", help="a tiny version of every stage, to check the script (records go "
                    "to $BERTPRUNE_BENCH_RESULTS, which must be set)")
@@ -301,6 +330,7 @@ def main() -> None:
         HEAD["head.steps"] = 2
         MLM.update({"data.max_documents": 400, "data.eval_blocks": 16, "train.batch_size": 8})
         FT.update({"train.epochs": 1, "train.batch_size": 8})
+    args.out_dir = args.out_dir or f"runs/bench-rpp-universal/{'smoke' if args.smoke else args.scale}"
     args.commit = records.git_commit()
     if set(args.stage) & {"head", "sweep", "mlm"} and not args.text_dir:
         p.error("--text-dir (or $BERTPRUNE_TEXT_DIR) is required for the masked-LM stages")
