@@ -39,7 +39,12 @@ def glue() -> str:
 
 
 def rpp() -> str:
+    """The README's RPP table: full-scale records once any masked-LM run has one, else the quick ones."""
+    from rpp_universal import scale_of
+
     recs = records.read("rpp_universal")
+    full = [r for r in recs if scale_of(r) == "full"]
+    recs = full if any(r.get("stage") == "mlm" for r in full) else [r for r in recs if scale_of(r) == "quick"]
     mlm = records.latest([r for r in recs if r.get("stage") == "mlm"], key=lambda r: (r["method"], r["target_sparsity"]))
     ft = records.latest([r for r in recs if r.get("stage") == "finetune"], key=lambda r: (r["task"], r["method"], r["target_sparsity"]))
     if not mlm:

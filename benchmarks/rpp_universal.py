@@ -232,20 +232,37 @@ def stage_finetune(args):
 
 
 # --- the Markdown table ------------------------------------------------------------------------
+def scale_of(record: dict) -> str:
+    """The --scale a record was made at (its command says so)."""
+    return "quick" if "--scale quick" in record["command"] else "full"
+
+
 def table() -> str:
+    """One section per --scale: full-length and reduced runs never share a table."""
     recs = records.read(BENCHMARK)
+    lines = ["# RPP vs NIP at the masked-LM stage, then the universal mask fixed while fine-tuning", ""]
+    for scale in ("full", "quick"):
+        if any(scale_of(r) == scale for r in recs):
+            lines += [f"## `--scale {scale}`", "", _scale_table([r for r in recs if scale_of(r) == scale])]
+    some = next(iter(recs), None)
+    if some:
+        lines += [f"Machine: {some['machine']}. Commands, commits and recipes: the records in `rpp_universal.jsonl`."]
+    return "\n".join(lines) + "\n"
+
+
+def _scale_table(recs: list[dict]) -> str:
     mlm = records.latest([r for r in recs if r.get("stage") == "mlm"], key=lambda r: (r["method"], r["target_sparsity"]))
     ft = records.latest([r for r in recs if r.get("stage") == "finetune"], key=lambda r: (r["task"], r["method"], r["target_sparsity"]))
     sweep = [r for r in recs if r.get("stage") == "sweep"]
     head = [r for r in recs if r.get("stage") == "head"]
-    lines = ["# RPP vs NIP at the masked-LM stage, then the universal mask fixed while fine-tuning", ""]
+    lines = []
     if head:
         h = head[-1]
         lines += [f"Head training (encoder frozen, {h['notes'].split(' steps')[0].split(': ')[-1]} steps): held-out MLM accuracy "
                   f"{100 * h['metrics']['mlm_accuracy_before_head']:.2f} → {h['main_metric']:.2f}.", ""]
     if mlm:
         dense = mlm.get(("dense", 0.0))
-        lines += ["## Masked-LM stage: held-out MLM accuracy", "",
+        lines += ["### Masked-LM stage: held-out MLM accuracy", "",
                   f"{next(iter(mlm.values()))['steps']} steps of batch 32 × 128 tokens from the head-trained checkpoint; NIP = gradual magnitude "
                   "pruning; RPP in target-sparsity mode (γ steered along the same cubic schedule, hard cut at 70% of "
                   "the steps, then the mask fixed, as for NIP).", "",
@@ -262,7 +279,7 @@ def table() -> str:
         methods = sorted({(k[1], k[2]) for k in ft}, key=lambda m: (m[1], m[0]))
         tasks = [t for t in TASKS if any(k[0] == t for k in ft)]
         n_train = sorted({ft[k]["notes"].split("seeded subsample of ")[1].split(" ")[0] for k in ft})
-        lines += ["## Fine-tuning with the universal mask fixed (dev metric, 0-100)", "",
+        lines += ["### Fine-tuning with the universal mask fixed (dev metric, 0-100)", "",
                   f"Seeded subsamples of {'/'.join(n_train)} training examples per task, full dev sets, 3 epochs, one recipe. "
                   "Share = average over tasks / the dense average.", "",
                   "| method | sparsity | " + " | ".join(f"{t} ({MAIN[t]})" for t in tasks) + " | average | share of dense | mask = universal |",
@@ -283,17 +300,14 @@ def table() -> str:
                          if avg is not None else f"| {m} | {s:.2f} | " + " | ".join(f"{v:.2f}" if v is not None else "-" for v in vals) + " | - | - | |")
         lines.append("")
     if sweep:
-        lines += ["## RPP hyper-parameter sweep (short runs from the head-trained checkpoint)", "",
+        lines += ["### RPP hyper-parameter sweep (short runs from the head-trained checkpoint)", "",
                   "| steps | mode | settings | achieved sparsity | from proximal steps | MLM accuracy |", "|---|---|---|---|---|---|"]
         for r in sweep:
             ms = r.get("method_summary") or {}
             lines.append(f"| {r['steps']} | {ms.get('mode')} | {r['notes'].split(') ', 1)[-1].split(';')[0]} | {r['achieved_sparsity']:.4f} | "
                          f"{ms.get('sparsity_from_proximal_steps', r['achieved_sparsity']):.4f} | {r['main_metric']:.2f} |")
         lines.append("")
-    some = next(iter(recs), None)
-    if some:
-        lines += [f"Machine: {some['machine']}. Commands, commits and recipes: the records in `rpp_universal.jsonl`."]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines)
 
 
 def main() -> None:
