@@ -52,6 +52,12 @@ def machine() -> str:
     return f"{os.cpu_count()}-core {platform.machine()} CPU ({cpu}), torch {torch.__version__}, {torch.get_num_threads()} threads"
 
 
+def restart(resume: bool) -> dict:
+    """How a benchmark run treats its run folder, as keyword arguments of bertprune's train functions:
+    continue from the last checkpoint (``--resume``; bit-exact, so the record is unchanged) or start over."""
+    return {"resume": True} if resume else {"overwrite": True}
+
+
 def command_line(script: str, args: list[str]) -> str:
     return " ".join(["python", script, *map(shlex.quote, args)])
 

@@ -76,10 +76,6 @@ def _recorded(args, run: str) -> bool:
     return args.resume and any(r.get("run") == run and f"--scale {SCALE}" in r["command"] for r in records.read(BENCHMARK))
 
 
-def _restart(args) -> dict:
-    return {"resume": True} if args.resume else {"overwrite": True}
-
-
 def _mlm_record(args, run, results, method, sparsity, steps, notes, stage, extra_args):
     dev = results["final"]["dev"]
     blocks = results["train_examples"]
@@ -107,7 +103,7 @@ def _pretrain(args, name, overrides, steps):
     cfg = load_config(None, _overrides(MLM) + [f"data.text_dir={args.text_dir}", f"train.max_steps={steps}",
                                               f"train.eval_every={steps}", f"train.seed={args.seed}",
                                               f"output_dir={Path(args.out_dir) / name}"] + overrides, schema=PretrainConfig)
-    return pretrain(cfg, quiet=args.quiet, **_restart(args))
+    return pretrain(cfg, quiet=args.quiet, **records.restart(args.resume))
 
 
 def head_checkpoint(args) -> Path:
@@ -209,7 +205,7 @@ def stage_finetune(args):
                                           f"data.train_examples={FT_TRAIN_EXAMPLES}", f"train.seed={args.seed}", f"output_dir={out}"]
             if mask:
                 overrides.append(f"prune.mask={mask}")
-            res = finetune(load_config(None, overrides), quiet=args.quiet, **_restart(args))
+            res = finetune(load_config(None, overrides), quiet=args.quiet, **records.restart(args.resume))
             report = sparsity_report(out)
             dev = res["final"]["dev"]
             records.append(BENCHMARK, {

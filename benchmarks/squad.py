@@ -47,8 +47,7 @@ def run_one(args, method, sparsity) -> dict:
         f"output_dir={run_dir(args, method, sparsity)}",
         f"prune.method={'dense' if method == 'dense' else 'gmp'}", f"prune.sparsity={sparsity}",
     ]
-    # --resume continues an interrupted run from its last checkpoint (taken after each epoch's evaluation)
-    restart = {"resume": True} if args.resume else {"overwrite": True}
+    restart = records.restart(args.resume)  # checkpoints are taken after each epoch's evaluation
     if method == "distill":
         o.append(f"distill.teacher={run_dir(args, 'dense', 0.0)}")
         return distill(load_config(None, o, schema=DistillRunConfig), quiet=args.quiet, **restart)
