@@ -246,6 +246,14 @@ def table() -> str:
     return "\n".join(lines) + "\n"
 
 
+def _reopened_by_cut(summary: dict) -> float:
+    """Share of proximal zeros the hard cut gives back when the proximal steps overshot s*.
+
+    Records written before the rename (all full-scale records, made at 5b6c2bd and 7b4c0c6) call it
+    ``proximal_zeros_kept_by_cut``."""
+    return summary.get("proximal_zeros_reopened_by_cut", summary.get("proximal_zeros_kept_by_cut", float("nan")))
+
+
 def _scale_table(recs: list[dict]) -> str:
     mlm = records.latest([r for r in recs if r.get("stage") == "mlm"], key=lambda r: (r["method"], r["target_sparsity"]))
     ft = records.latest([r for r in recs if r.get("stage") == "finetune"], key=lambda r: (r["task"], r["method"], r["target_sparsity"]))
@@ -262,14 +270,15 @@ def _scale_table(recs: list[dict]) -> str:
                   f"{next(iter(mlm.values()))['steps']} steps of batch 32 × 128 tokens from the head-trained checkpoint; NIP = gradual magnitude "
                   "pruning; RPP in target-sparsity mode (γ steered along the same cubic schedule, hard cut at 70% of "
                   "the steps, then the mask fixed, as for NIP).", "",
-                  "| sparsity | dense | NIP (gmp) | RPP | RPP: zeros from proximal steps | RPP: added by the cut |",
-                  "|---|---|---|---|---|---|"]
+                  "| sparsity | dense | NIP (gmp) | RPP | RPP: zeros from proximal steps | RPP: added by the cut | RPP: re-opened by the cut |",
+                  "|---|---|---|---|---|---|---|"]
         for s in sorted({k[1] for k in mlm if k[0] != "dense"}):
             g, r = mlm.get(("gmp", s)), mlm.get(("rpp", s))
             ms = (r or {}).get("method_summary") or {}
             lines.append(f"| {s:.2f} | {dense['main_metric']:.2f} | {g['main_metric'] if g else '-'} | {r['main_metric'] if r else '-'} | "
-                         f"{ms.get('sparsity_from_proximal_steps', float('nan')):.3f} | {ms.get('sparsity_added_by_cut', float('nan')):.3f} |"
-                         if dense else f"| {s:.2f} | - | {g['main_metric'] if g else '-'} | {r['main_metric'] if r else '-'} | | |")
+                         f"{ms.get('sparsity_from_proximal_steps', float('nan')):.3f} | {ms.get('sparsity_added_by_cut', float('nan')):.3f} | "
+                         f"{_reopened_by_cut(ms):.3f} |"
+                         if dense else f"| {s:.2f} | - | {g['main_metric'] if g else '-'} | {r['main_metric'] if r else '-'} | | | |")
         lines.append("")
     if ft:
         methods = sorted({(k[1], k[2]) for k in ft}, key=lambda m: (m[1], m[0]))

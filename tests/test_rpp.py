@@ -85,7 +85,7 @@ def test_target_mode_lands_exactly_on_the_target(tiny_classifier, scope):
     s = method.summary()
     assert s["cut_step"] == 30 and s["mode"] == "target"
     assert s["sparsity_from_proximal_steps"] > 0.3  # the proximal steps did real work before the cut
-    assert s["sparsity_from_proximal_steps"] + s["sparsity_added_by_cut"] - s["proximal_zeros_kept_by_cut"] == pytest.approx(0.7, abs=1e-3)
+    assert s["sparsity_from_proximal_steps"] + s["sparsity_added_by_cut"] - s["proximal_zeros_reopened_by_cut"] == pytest.approx(0.7, abs=1e-3)
 
 
 def test_after_the_cut_the_mask_is_fixed(tiny_classifier):
