@@ -246,6 +246,10 @@ def table() -> str:
     return "\n".join(lines) + "\n"
 
 
+def _metric(record: dict | None) -> str:
+    return f"{record['main_metric']:.2f}" if record else "-"
+
+
 def _reopened_by_cut(summary: dict) -> float:
     """Share of proximal zeros the hard cut gives back when the proximal steps overshot s*.
 
@@ -275,10 +279,10 @@ def _scale_table(recs: list[dict]) -> str:
         for s in sorted({k[1] for k in mlm if k[0] != "dense"}):
             g, r = mlm.get(("gmp", s)), mlm.get(("rpp", s))
             ms = (r or {}).get("method_summary") or {}
-            lines.append(f"| {s:.2f} | {dense['main_metric']:.2f} | {g['main_metric'] if g else '-'} | {r['main_metric'] if r else '-'} | "
+            lines.append(f"| {s:.2f} | {dense['main_metric']:.2f} | {_metric(g)} | {_metric(r)} | "
                          f"{ms.get('sparsity_from_proximal_steps', float('nan')):.3f} | {ms.get('sparsity_added_by_cut', float('nan')):.3f} | "
                          f"{_reopened_by_cut(ms):.3f} |"
-                         if dense else f"| {s:.2f} | - | {g['main_metric'] if g else '-'} | {r['main_metric'] if r else '-'} | | | |")
+                         if dense else f"| {s:.2f} | - | {_metric(g)} | {_metric(r)} | | | |")
         lines.append("")
     if ft:
         methods = sorted({(k[1], k[2]) for k in ft}, key=lambda m: (m[1], m[0]))

@@ -1,0 +1,63 @@
+"""The RPP benchmark's tables (benchmarks/rpp_universal.py and readme_tables.rpp) on synthetic records:
+the full-scale run fills in over several sessions, so the tables must be right at every partial state."""
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import readme_tables  # noqa: E402
+import records  # noqa: E402
+import rpp_universal  # noqa: E402
+
+
+def _rec(scale, stage, method, sparsity, metric, task="mlm", **extra):
+    return {"benchmark": "rpp_universal", "stage": stage, "task": task, "method": method, "target_sparsity": sparsity,
+            "achieved_sparsity": sparsity, "main_metric": metric, "steps": 400, "machine": "test machine",
+            "command": f"python benchmarks/rpp_universal.py --stage {stage} --scale {scale}",
+            "notes": "head only: 300 steps, encoder frozen" if stage == "head" else
+            "fine-tuned; seeded subsample of 2000 training examples, full dev set" if stage == "finetune" else "MLM stage",
+            **extra}
+
+
+@pytest.fixture
+def recs(monkeypatch):
+    store = []
+    monkeypatch.setattr(records, "read", lambda benchmark: list(store))
+    return store
+
+
+def test_scales_never_share_a_table(recs):
+    recs += [_rec("quick", "head", "dense", 0.0, 8.6, metrics={"mlm_accuracy_before_head": 0.0}),
+             _rec("quick", "mlm", "dense", 0.0, 21.6), _rec("quick", "mlm", "rpp", 0.5, 17.6),
+             _rec("full", "head", "dense", 0.0, 9.65, metrics={"mlm_accuracy_before_head": 0.0})]
+    full, quick = rpp_universal.table().split("## `--scale quick`")
+    assert "9.65" in full and "8.60" not in full and "17.6" not in full
+    assert "8.60" in quick and "17.6" in quick and "9.65" not in quick
+    # no full-scale MLM record yet: the README shows the quick table
+    assert "17.60" in readme_tables.rpp()
+    recs.append(_rec("full", "mlm", "rpp", 0.5, 30.25))
+    assert "30.25" in readme_tables.rpp() and "17.60" not in readme_tables.rpp()
+
+
+@pytest.mark.parametrize("field", ["proximal_zeros_reopened_by_cut", "proximal_zeros_kept_by_cut"])
+def test_the_zeros_reopened_by_the_cut_are_shown_under_either_name(recs, field):
+    summary = {"sparsity_from_proximal_steps": 0.854, "sparsity_added_by_cut": 0.0, field: 0.054}
+    recs += [_rec("full", "mlm", "dense", 0.0, 20.0), _rec("full", "mlm", "gmp", 0.8, 12.0),
+             _rec("full", "mlm", "rpp", 0.8, 11.5, method_summary=summary)]
+    row = next(line for line in rpp_universal.table().splitlines() if line.startswith("| 0.80 |"))
+    assert row.split("|")[1:-1] == [" 0.80 ", " 20.00 ", " 12.00 ", " 11.50 ", " 0.854 ", " 0.000 ", " 0.054 "]
+
+
+def test_finetune_rows_share_of_dense_and_mask_check(recs):
+    for task, dense in (("mrpc", 80.0), ("rte", 60.0)):
+        recs += [_rec("full", "finetune", "dense", 0.0, dense, task=task),
+                 _rec("full", "finetune", "rpp+mask", 0.9, dense / 2, task=task, mask_equals_universal=True),
+                 _rec("full", "finetune", "gmp+mask", 0.9, dense / 4, task=task, mask_equals_universal=task == "mrpc")]
+    recs.append(_rec("full", "mlm", "dense", 0.0, 20.0))
+    rows = {tuple(c.strip() for c in line.split("|")[1:3]): [c.strip() for c in line.split("|")[3:-1]]
+            for line in rpp_universal.table().splitlines() if line.startswith(("| dense |", "| rpp+mask |", "| gmp+mask |"))}
+    assert rows[("dense", "0.00")] == ["80.00", "60.00", "70.00", "100.0%", "-"]
+    assert rows[("rpp+mask", "0.90")] == ["40.00", "30.00", "35.00", "50.0%", "yes"]
+    assert rows[("gmp+mask", "0.90")][-2:] == ["25.0%", "NO"]  # one task's mask differs from the universal one
