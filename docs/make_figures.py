@@ -2,13 +2,16 @@
 
 Inputs (made by the benchmark commands in ``benchmarks/``; each record names its command):
 
-- ``benchmarks/results/rpp_universal.jsonl`` and ``glue_magnitude.jsonl`` (curves);
-- the masked-LM run folders of ``rpp_universal.py`` (``runs/bench-rpp-universal/mlm-{rpp,gmp}-0.9``)
+- ``benchmarks/results/rpp_universal.jsonl`` (curves);
+- the masked-LM run folders of ``rpp_universal.py`` (``runs/bench-rpp-universal/SCALE/mlm-{rpp,gmp}-0.9``)
   for the query/key patterns, the structure numbers and the t-SNE maps;
 - all-MiniLM-L6-v2 pruned one-shot to 90% with *global* scope (made here, no training: the per-layer
   sparsity of a global 90% model is what a user checks first).
 
-    python docs/make_figures.py [--runs runs/bench-rpp-universal]
+    python docs/make_figures.py [--scale full|quick] [--runs RUN_FOLDERS]
+
+``--scale`` picks the RPP records of one ``rpp_universal.py --scale`` (full and quick runs never share a
+curve) and their run folders (``runs/bench-rpp-universal/SCALE``; pass ``--runs`` for another place).
 
 Writes PNG and SVG per figure, and ``docs/figures/figures.json`` with the numbers behind them.
 """
@@ -22,7 +25,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 FIG = ROOT / "docs" / "figures"
-RESULTS = ROOT / "benchmarks" / "results"
 LAYERS = (0, 2, 5)  # first, middle and last layer of the 6-layer MiniLM (the paper shows 2, 3 and 11 of 12)
 
 
@@ -61,7 +63,8 @@ def structure(run: Path) -> dict:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--runs", default="runs/bench-rpp-universal", help="rpp_universal.py's --out-dir")
+    p.add_argument("--scale", choices=["full", "quick"], default="full", help="which rpp_universal.py --scale to plot")
+    p.add_argument("--runs", help="rpp_universal.py's --out-dir (default: runs/bench-rpp-universal/SCALE)")
     p.add_argument("--words", type=int, default=400)
     args = p.parse_args()
     sys.path.insert(0, str(ROOT / "src"))
@@ -75,11 +78,18 @@ def main() -> None:
 
     FIG.mkdir(parents=True, exist_ok=True)
     out: dict = {}
-    runs = Path(args.runs)
+    runs = Path(args.runs or f"runs/bench-rpp-universal/{args.scale}")
 
     # 1. RPP vs NIP: held-out MLM accuracy against sparsity (the RPP paper's Figure 2, at this scale),
     #    and after fine-tuning with the universal mask fixed
-    rpp = RESULTS / "rpp_universal.jsonl"
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import records
+    from rpp_universal import scale_of
+
+    out["rpp_scale"] = args.scale
+    rpp = ROOT / "runs" / f"figures-rpp_universal-{args.scale}.jsonl"  # this scale's records only
+    rpp.parent.mkdir(parents=True, exist_ok=True)
+    rpp.write_text("".join(json.dumps(r) + "\n" for r in records.read("rpp_universal") if scale_of(r) == args.scale))
     for task in ("mlm", "mrpc", "stsb"):
         try:
             series, dense, metric = curve_points([rpp], task)

@@ -143,7 +143,9 @@ def test_compare_and_curve_cli(gmp_run, tiny_models, tmp_path, capsys):
     rows = [{"task": "mlm", "method": "dense", "target_sparsity": 0.0, "achieved_sparsity": 0.0, "main_metric": 40.0},
             {"task": "mlm", "method": "gmp", "target_sparsity": 0.5, "achieved_sparsity": 0.5, "main_metric": 35.0},
             {"task": "mlm", "method": "rpp", "target_sparsity": 0.5, "achieved_sparsity": 0.5, "main_metric": 37.0},
-            {"task": "mlm", "method": "rpp", "target_sparsity": 0.8, "achieved_sparsity": 0.8, "main_metric": 30.0, "stage": "sweep"}]
+            {"task": "mlm", "method": "rpp", "target_sparsity": 0.8, "achieved_sparsity": 0.8, "main_metric": 30.0, "stage": "sweep"},
+            # head training alone is no dense baseline (it comes last here, where it would win)
+            {"task": "mlm", "method": "dense", "target_sparsity": 0.0, "achieved_sparsity": 0.0, "main_metric": 9.0, "stage": "head"}]
     records.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     assert run(["curve", str(records), "--task", "mlm", "-o", str(tmp_path / "curve")]) == 0
     result = json.loads(capsys.readouterr().out)

@@ -60,7 +60,8 @@ def compare_runs(paths: Sequence[str | Path], out_dir: str | Path) -> tuple[str,
 
 def curve_points(inputs: Sequence[str | Path], task: str) -> tuple[dict[str, list[tuple[float, float]]], float | None, str]:
     """(method → [(sparsity, metric)], dense metric, metric name) from records and run folders.
-    Sweep records (``stage: sweep``) are left out; the newest record per point wins."""
+    Sweep records (``stage: sweep``) and head-training records (``stage: head``: only the MLM head was
+    trained, so it is no dense baseline of the same steps) are left out; the newest record per point wins."""
     points: dict[tuple[str, float], float] = {}
     dense, metric_name = [], None
     for item in inputs:
@@ -70,7 +71,7 @@ def curve_points(inputs: Sequence[str | Path], task: str) -> tuple[dict[str, lis
                 if not line.strip():
                     continue
                 r = json.loads(line)
-                if r.get("task") != task or r.get("stage") == "sweep" or r.get("reused_from"):
+                if r.get("task") != task or r.get("stage") in ("sweep", "head") or r.get("reused_from"):
                     continue
                 if r["target_sparsity"] == 0:  # dense runs make the baseline line (dense+mlm etc. are left out)
                     if r["method"] == "dense":
