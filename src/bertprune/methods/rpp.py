@@ -155,8 +155,8 @@ class ReweightedProximal(PruningMethod):
                 "cut_step": self.cut_step,
                 "sparsity_from_proximal_steps": self.prox_sparsity_at_cut,
                 "sparsity_added_by_cut": max(0.0, self.sparsity - self.prox_sparsity_at_cut),
-                # when the proximal steps overshoot s*, the cut gives back this share of zeros (the
-                # largest-|w| ones among the zeros, i.e. by tie order) so that exactly s* stay zero
+                # when the proximal steps overshoot s*, the cut gives this share of zeros back to training
+                # so that exactly s* stay zero; which ones is the magnitude sort's tie order (all are |w| = 0)
                 "proximal_zeros_reopened_by_cut": max(0.0, self.prox_sparsity_at_cut - self.sparsity),
             })
         return out
