@@ -154,14 +154,23 @@ def mlm_run_dir(args, method, sparsity) -> Path:
     return Path(args.out_dir) / f"mlm-{method}-{sparsity}"
 
 
+def _best_sweep(recs: list[dict]) -> dict | None:
+    """The target-mode sweep record with the best held-out MLM accuracy among ``recs`` (one --scale:
+    longer runs score higher)."""
+    sweep = [r for r in recs if r.get("stage") == "sweep" and r["target_sparsity"] > 0]
+    return max(sweep, key=lambda r: r["main_metric"]) if sweep else None
+
+
+def _sweep_settings(record: dict) -> list[str]:
+    return record["notes"].split("sweep (target mode) ", 1)[1].split(";")[0].split()
+
+
 def best_sweep_settings() -> list[str]:
-    """The target-mode sweep settings with the best held-out MLM accuracy."""
-    sweep = [r for r in records.read(BENCHMARK) if r.get("stage") == "sweep" and r["target_sparsity"] > 0
-             and f"--scale {SCALE}" in r["command"]]  # runs of one length only: longer runs score higher
-    if not sweep:
+    """The settings ``--rpp-from-sweep`` gives the MLM stage: the best target-mode sweep run at this --scale."""
+    best = _best_sweep([r for r in records.read(BENCHMARK) if scale_of(r) == SCALE])
+    if best is None:
         raise SystemExit(f"--rpp-from-sweep: no sweep records at --scale {SCALE} yet; run --stage sweep first")
-    best = max(sweep, key=lambda r: r["main_metric"])
-    return best["notes"].split("sweep (target mode) ", 1)[1].split(";")[0].split()
+    return _sweep_settings(best)
 
 
 def stage_mlm(args):
@@ -315,6 +324,10 @@ def _scale_table(recs: list[dict]) -> str:
             ms = r.get("method_summary") or {}
             lines.append(f"| {r['steps']} | {ms.get('mode')} | {r['notes'].split(') ', 1)[-1].split(';')[0]} | {r['achieved_sparsity']:.4f} | "
                          f"{ms.get('sparsity_from_proximal_steps', r['achieved_sparsity']):.4f} | {r['main_metric']:.2f} |")
+        best = _best_sweep(sweep)
+        if best:
+            lines += ["", f"`--rpp-from-sweep` gives the masked-LM stage the best target-mode run's settings: "
+                      f"`{' '.join(_sweep_settings(best))}` (MLM accuracy {best['main_metric']:.2f})."]
         lines.append("")
     return "\n".join(lines)
 

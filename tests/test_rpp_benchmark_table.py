@@ -61,3 +61,18 @@ def test_finetune_rows_share_of_dense_and_mask_check(recs):
     assert rows[("dense", "0.00")] == ["80.00", "60.00", "70.00", "100.0%", "-"]
     assert rows[("rpp+mask", "0.90")] == ["40.00", "30.00", "35.00", "50.0%", "yes"]
     assert rows[("gmp+mask", "0.90")][-2:] == ["25.0%", "NO"]  # one task's mask differs from the universal one
+
+
+def test_the_sweep_pick_is_the_best_target_mode_run_of_its_scale(recs, monkeypatch):
+    def sweep(scale, target, settings, metric):
+        mode = "target mode" if target else "fixed gamma"
+        return {**_rec(scale, "sweep", "rpp", target, metric, steps=150), "notes": f"sweep ({mode}) {settings}; block 128"}
+
+    recs += [sweep("full", 0.8, "prune.rpp.eps=1e-3 prune.rpp.gamma_rate=1.02", 11.77),
+             sweep("full", 0.8, "prune.rpp.eps=1e-4 prune.rpp.gamma_rate=1.05", 11.57),
+             sweep("full", 0.0, "prune.rpp.gamma=0.1", 23.39),  # fixed gamma: not a candidate
+             sweep("quick", 0.8, "prune.rpp.eps=1e-2 prune.rpp.gamma_rate=1.02", 30.0)]  # other scale
+    monkeypatch.setattr(rpp_universal, "SCALE", "full")
+    assert rpp_universal.best_sweep_settings() == ["prune.rpp.eps=1e-3", "prune.rpp.gamma_rate=1.02"]
+    full = rpp_universal.table().split("## `--scale quick`")[0]
+    assert "settings: `prune.rpp.eps=1e-3 prune.rpp.gamma_rate=1.02` (MLM accuracy 11.77)" in full
