@@ -71,9 +71,18 @@ def _overrides(d: dict) -> list[str]:
     return [f"{k}={v}" for k, v in d.items()]
 
 
-def _recorded(args, run: str) -> bool:
-    """With --resume: does a record of run folder ``run`` at this --scale exist already?"""
-    return args.resume and any(r.get("run") == run and f"--scale {SCALE}" in r["command"] for r in records.read(BENCHMARK))
+def _recorded(args, run: str, checkpoint: Path | None = None) -> bool:
+    """With --resume: does a record of run folder ``run`` at this --scale exist already?
+
+    ``checkpoint``: a run whose checkpoint later stages read (the head, the MLM stage) counts as done
+    only while that checkpoint is still in --out-dir. Run folders are not committed, so on a fresh
+    checkout such a run is trained again; its new record is appended and supersedes the old one in the
+    tables (records are never edited)."""
+    done = args.resume and any(r.get("run") == run and f"--scale {SCALE}" in r["command"] for r in records.read(BENCHMARK))
+    if done and checkpoint is not None and not (checkpoint / "config.json").exists():
+        print(f"{run}: recorded, but its checkpoint {checkpoint} is gone; training it again", flush=True)
+        return False
+    return done
 
 
 def _mlm_record(args, run, results, method, sparsity, steps, notes, stage, extra_args):
@@ -111,7 +120,7 @@ def head_checkpoint(args) -> Path:
 
 
 def stage_head(args):
-    if _recorded(args, "head"):
+    if _recorded(args, "head", head_checkpoint(args)):
         return
     res = _pretrain(args, "head", [f"model.name={MODEL}", "prune.method=dense"] + _overrides(HEAD), 0)
     rec = _mlm_record(args, "head", res, "dense", 0.0, 0, f"head only: {HEAD['head.steps']} steps, encoder frozen",
@@ -180,7 +189,7 @@ def stage_mlm(args):
     runs += [(m, s) for m in ("rpp", "gmp") if m in args.methods for s in args.sparsities]
     for method, s in runs:
         run = mlm_run_dir(args, method, s).name
-        if _recorded(args, run):
+        if _recorded(args, run, mlm_run_dir(args, method, s) / "final"):
             continue
         extra = [f"prune.method={method}", f"prune.sparsity={s}"]
         extra += ["prune.schedule.every=10"] if method == "gmp" else rpp_settings if method == "rpp" else []
@@ -210,6 +219,9 @@ def stage_finetune(args):
             out = Path(args.out_dir) / f"ft-{method}-{s}-{task}"
             if _recorded(args, out.name):
                 continue
+            if not (Path(model) / "config.json").exists() and model != MODEL:
+                raise SystemExit(f"{out.name}: the masked-LM stage's checkpoint {model} is missing; "
+                                 f"run --stage mlm first (same --scale and --out-dir)")
             overrides = _overrides(FT) + [f"data.task={task}", f"data.glue_dir={args.glue_dir}", f"model.name={model}",
                                           f"data.train_examples={FT_TRAIN_EXAMPLES}", f"train.seed={args.seed}", f"output_dir={out}"]
             if mask:
@@ -249,10 +261,20 @@ def table() -> str:
     for scale in ("full", "quick"):
         if any(scale_of(r) == scale for r in recs):
             lines += [f"## `--scale {scale}`", "", _scale_table([r for r in recs if scale_of(r) == scale])]
-    some = next(iter(recs), None)
-    if some:
-        lines += [f"Machine: {some['machine']}. Commands, commits and recipes: the records in `rpp_universal.jsonl`."]
+    if recs:
+        lines += ["Commands, commits and recipes: the records in `rpp_universal.jsonl`."]
     return "\n".join(lines) + "\n"
+
+
+def _machines(shown: list[dict]) -> str:
+    """Which machine made which of the records a section shows (a benchmark resumed on another machine
+    mixes them; every number names its own)."""
+    by_machine: dict[str, list[str]] = {}
+    for r in shown:
+        stages = by_machine.setdefault(r["machine"], [])
+        if r["stage"] not in stages:
+            stages.append(r["stage"])
+    return "; ".join(f"{m} ({', '.join(st)})" for m, st in by_machine.items())
 
 
 def _metric(record: dict | None) -> str:
@@ -329,6 +351,9 @@ def _scale_table(recs: list[dict]) -> str:
             lines += ["", f"`--rpp-from-sweep` gives the masked-LM stage the best target-mode run's settings: "
                       f"`{' '.join(_sweep_settings(best))}` (MLM accuracy {best['main_metric']:.2f})."]
         lines.append("")
+    shown = list(mlm.values()) + list(ft.values()) + sweep + head[-1:]
+    if shown:
+        lines += [f"Machine: {_machines(shown)}.", ""]
     return "\n".join(lines)
 
 

@@ -76,3 +76,11 @@ def test_the_sweep_pick_is_the_best_target_mode_run_of_its_scale(recs, monkeypat
     assert rpp_universal.best_sweep_settings() == ["prune.rpp.eps=1e-3", "prune.rpp.gamma_rate=1.02"]
     full = rpp_universal.table().split("## `--scale quick`")[0]
     assert "settings: `prune.rpp.eps=1e-3 prune.rpp.gamma_rate=1.02` (MLM accuracy 11.77)" in full
+
+
+def test_each_machine_is_named_with_the_stages_it_ran(recs):
+    recs += [_rec("full", "mlm", "dense", 0.0, 20.0, machine="Xeon"), _rec("full", "mlm", "rpp", 0.8, 11.5, machine="Xeon"),
+             _rec("full", "finetune", "dense", 0.0, 80.0, task="mrpc", machine="EPYC"),
+             _rec("full", "mlm", "rpp", 0.8, 11.7, machine="EPYC")]  # a rerun on EPYC supersedes the Xeon record
+    line = next(line for line in rpp_universal.table().splitlines() if line.startswith("Machine:"))
+    assert line == "Machine: Xeon (mlm); EPYC (mlm, finetune)."
