@@ -51,21 +51,34 @@ def rpp() -> str:
         return ""
     sparsities = sorted({k[1] for k in mlm if k[0] != "dense"})
     tasks = [t for t in GLUE_TASKS if any(k[0] == t for k in ft)]
-    head = "| | " + " | ".join(f"{s:.0%}" for s in sparsities) + " |"
-    lines = [head, "|---|" + "---|" * len(sparsities)]
-    dense = mlm.get(("dense", 0.0))
-    lines.append("| MLM accuracy, dense (same steps) | " + " | ".join(f"{dense['main_metric']:.2f}" if dense else "-" for _ in sparsities) + " |")
+
+    def cell(r):
+        return f"{r['main_metric']:.2f}" if r else "-"
+
+    def average(method, s):  # over every task of the table, or none when one is missing
+        vals = [ft[(t, method, s)]["main_metric"] for t in tasks if (t, method, s) in ft]
+        return statistics.mean(vals) if tasks and len(vals) == len(tasks) else None
+
+    def row(label, cells):
+        return f"| {label} | " + " | ".join(cells) + " |"
+
+    lines = [row("", [f"{s:.0%}" for s in sparsities]), "|---|" + "---|" * len(sparsities)]
+    lines.append(row("MLM accuracy, dense (same steps)", [cell(mlm.get(("dense", 0.0)))] * len(sparsities)))
     for m, label in (("gmp", "NIP"), ("rpp", "RPP")):
-        lines.append(f"| MLM accuracy, {label} | " + " | ".join(f"{mlm[(m, s)]['main_metric']:.2f}" if (m, s) in mlm else "-"
-                                                        for s in sparsities) + " |")
-    for t in tasks:
-        d = ft.get((t, "dense", 0.0))
-        dm = ft.get((t, "dense+mlm", 0.0))
+        lines.append(row(f"MLM accuracy, {label}", [cell(mlm.get((m, s))) for s in sparsities]))
+    if len(tasks) > 1:
+        d, dm = average("dense", 0.0), average("dense+mlm", 0.0)
         for m, label in (("gmp+mask", "NIP mask"), ("rpp+mask", "RPP mask")):
-            lines.append(f"| {t} ({MAIN[t]}), {label} fixed | " + " | ".join(
-                f"{ft[(t, m, s)]['main_metric']:.2f}" if (t, m, s) in ft else "-" for s in sparsities) + " |")
-        lines.append(f"| {t}, dense: original / after the MLM stage | "
-                     + f"{d['main_metric'] if d else '-'} / {dm['main_metric'] if dm else '-'} |" + " |" * (len(sparsities) - 1))
+            avgs = [average(m, s) for s in sparsities]
+            lines.append(row(f"**average of {len(tasks)} tasks, {label} fixed**",
+                             [f"**{a:.2f}**" + (f" ({100 * a / d:.0f}%)" if d else "") if a is not None else "-" for a in avgs]))
+        lines.append(row(f"average of {len(tasks)} tasks, dense: original / after the MLM stage",
+                         [f"{d:.2f} / {dm:.2f}" if d is not None and dm is not None else "-"] + [""] * (len(sparsities) - 1)))
+    for t in tasks:
+        for m, label in (("gmp+mask", "NIP mask"), ("rpp+mask", "RPP mask")):
+            lines.append(row(f"{t} ({MAIN[t]}), {label} fixed", [cell(ft.get((t, m, s))) for s in sparsities]))
+        lines.append(row(f"{t}, dense: original / after the MLM stage",
+                         [f"{cell(ft.get((t, 'dense', 0.0)))} / {cell(ft.get((t, 'dense+mlm', 0.0)))}"] + [""] * (len(sparsities) - 1)))
     return "\n".join(lines)
 
 

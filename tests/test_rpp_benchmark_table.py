@@ -84,3 +84,16 @@ def test_each_machine_is_named_with_the_stages_it_ran(recs):
              _rec("full", "mlm", "rpp", 0.8, 11.7, machine="EPYC")]  # a rerun on EPYC supersedes the Xeon record
     line = next(line for line in rpp_universal.table().splitlines() if line.startswith("Machine:"))
     assert line == "Machine: Xeon (mlm); EPYC (mlm, finetune)."
+
+
+def test_readme_table_averages_only_complete_rows(recs):
+    recs += [_rec("full", "mlm", "dense", 0.0, 20.0), _rec("full", "mlm", "rpp", 0.9, 12.0)]
+    for task, dense in (("mrpc", 80.0), ("rte", 60.0)):
+        recs += [_rec("full", "finetune", "dense", 0.0, dense, task=task), _rec("full", "finetune", "dense+mlm", 0.0, dense - 2, task=task),
+                 _rec("full", "finetune", "rpp+mask", 0.9, dense / 2, task=task)]
+    recs.append(_rec("full", "finetune", "gmp+mask", 0.9, 50.0, task="mrpc"))  # rte missing: no average
+    rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]] for line in readme_tables.rpp().splitlines()}
+    assert rows["**average of 2 tasks, RPP mask fixed**"] == ["**35.00** (50%)"]
+    assert rows["**average of 2 tasks, NIP mask fixed**"] == ["-"]
+    assert rows["average of 2 tasks, dense: original / after the MLM stage"] == ["70.00 / 68.00"]
+    assert rows["mrpc, dense: original / after the MLM stage"] == ["80.00 / 78.00"]
