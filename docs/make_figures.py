@@ -13,7 +13,9 @@ Inputs (made by the benchmark commands in ``benchmarks/``; each record names its
 ``--scale`` picks the RPP records of one ``rpp_universal.py --scale`` (full and quick runs never share a
 curve) and their run folders (``runs/bench-rpp-universal/SCALE``; pass ``--runs`` for another place).
 
-Writes PNG and SVG per figure, and ``docs/figures/figures.json`` with the numbers behind them.
+Writes PNG and SVG per figure, and ``docs/figures/figures.json`` with the numbers behind them, merged into
+the last one: a figure whose run folders are gone keeps its last numbers, and ``scale_of`` names the
+``--scale`` of every entry.
 """
 
 from __future__ import annotations
@@ -77,7 +79,11 @@ def main() -> None:
     from bertprune.report import sparsity_report
 
     FIG.mkdir(parents=True, exist_ok=True)
-    out: dict = {}
+    # Merge into the last figures.json: a figure whose run folders are gone (they do not outlive a
+    # working session) keeps its last numbers, and ``scale_of`` says which --scale each entry came from.
+    numbers = FIG / "figures.json"
+    last: dict = json.loads(numbers.read_text()) if numbers.is_file() else {}
+    out: dict = {}  # this run's entries
     runs = Path(args.runs or f"runs/bench-rpp-universal/{args.scale}")
 
     # 1. RPP vs NIP: held-out MLM accuracy against sparsity (the RPP paper's Figure 2, at this scale),
@@ -86,7 +92,6 @@ def main() -> None:
     import records
     from rpp_universal import scale_of
 
-    out["rpp_scale"] = args.scale
     rpp = ROOT / "runs" / f"figures-rpp_universal-{args.scale}.jsonl"  # this scale's records only
     rpp.parent.mkdir(parents=True, exist_ok=True)
     rpp.write_text("".join(json.dumps(r) + "\n" for r in records.read("rpp_universal") if scale_of(r) == args.scale))
@@ -156,7 +161,8 @@ def main() -> None:
                             f"--screenshot={FIG / 'html_report.png'}", html.as_uri()], check=True, capture_output=True, timeout=120)
             out["html_report_screenshot"] = "docs/figures/html_report.png"
 
-    (FIG / "figures.json").write_text(json.dumps(out, indent=1, default=str) + "\n")
+    merged = {**last, **out, "scale_of": {**last.get("scale_of", {}), **{k: args.scale for k in out}}}
+    numbers.write_text(json.dumps(merged, indent=1, default=str, sort_keys=True) + "\n")
     print(json.dumps(out, indent=1, default=str))
 
 
