@@ -18,7 +18,6 @@ Records: ``benchmarks/results/cls_collapse.jsonl`` and ``.md``.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import sys
@@ -28,18 +27,17 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import records  # noqa: E402
-from rpp_universal import FT, FT_TRAIN_EXAMPLES, MODEL, _overrides, _quiet  # noqa: E402
+from rpp_universal import FT, MODEL, _quiet, finetune_overrides  # noqa: E402
 
 BENCHMARK = "cls_collapse"
 SENTENCES = 64
 
 
 def dev_sentences(glue_dir: str, n: int = SENTENCES) -> list[str]:
-    path = Path(glue_dir) / "STS-B" / "dev.tsv"
-    with open(path, newline="", encoding="utf-8") as f:
-        rows = list(csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
-    col = rows[0].index("sentence1")
-    return [r[col] for r in rows[1:n + 1]]
+    """The first ``n`` first sentences of the STS-B dev set (bertprune's GLUE reader, with its checks)."""
+    from bertprune.data.glue import get_task, read_tsv
+
+    return read_tsv(Path(glue_dir) / "STS-B" / "dev.tsv", get_task("stsb"))["text_a"][:n]
 
 
 def mean_pairwise_cosine(x: torch.Tensor) -> float:
@@ -50,36 +48,38 @@ def mean_pairwise_cosine(x: torch.Tensor) -> float:
     return float(sim[off_diagonal].mean())
 
 
+def _load(model_name: str):
+    """The model with a sequence-classification head, so that its parameter names are the ones a
+    fine-tuning mask names (``bert.encoder...``); the [CLS] states come from the encoder, not the head."""
+    from transformers import AutoModelForSequenceClassification
+
+    from bertprune.config import ModelConfig
+    from bertprune.models import load_model
+
+    return load_model(ModelConfig(name=model_name), AutoModelForSequenceClassification, num_labels=1)
+
+
 @torch.no_grad()
 def cls_cosine(model_name: str, sentences: list[str], mask_file: str | None = None) -> float:
-    from transformers import AutoModel, AutoTokenizer
-
+    from bertprune.config import ModelConfig
     from bertprune.masks import Masks
-    from bertprune.models import resolve_model_path
+    from bertprune.models import load_tokenizer
 
-    path = resolve_model_path(model_name)
-    model = AutoModel.from_pretrained(path, use_safetensors=True).eval()
+    model = _load(model_name).eval()
     if mask_file:
-        masks = Masks.load(mask_file)
-        # masks name parameters of the task model ("bert.encoder..."); AutoModel's are "encoder..."
-        params = dict(model.named_parameters())
-        for name, keep in masks.masks.items():
-            params[name.removeprefix("bert.")].mul_(keep)
-    tok = AutoTokenizer.from_pretrained(path)
-    hidden = model(**tok(sentences, padding=True, truncation=True, max_length=128, return_tensors="pt")).last_hidden_state
+        Masks.load(mask_file).bind(model).apply()
+    tok = load_tokenizer(ModelConfig(name=model_name))
+    batch = tok(sentences, padding=True, truncation=True, max_length=128, return_tensors="pt")
+    hidden = model(**batch, output_hidden_states=True).hidden_states[-1]  # [n, tokens, hidden]
     return mean_pairwise_cosine(hidden[:, 0])  # [CLS] of each sentence: [n, hidden]
 
 
 def oneshot_mask(out: Path, sparsity: float) -> str:
     """The original model's one-shot magnitude mask (per matrix), saved where the fine-tuning reads it."""
-    from transformers import AutoModelForSequenceClassification
-
     from bertprune.methods import OneShotMagnitude
-    from bertprune.models import resolve_model_path
 
-    model = AutoModelForSequenceClassification.from_pretrained(resolve_model_path(MODEL), num_labels=1, use_safetensors=True)
     method = OneShotMagnitude(sparsity)
-    method.prepare(model, 1)
+    method.prepare(_load(MODEL), 1)
     out.mkdir(parents=True, exist_ok=True)
     path = out / "mask.safetensors"
     method.finalize().save(path)
@@ -115,10 +115,7 @@ def main() -> None:
         out = Path(args.out_dir) / f"{name}-stsb"
         mask = oneshot_mask(out.with_name(out.name + "-mask"), s) if method == "oneshot+mask" else None
         cosine = cls_cosine(model, sentences, mask)
-        overrides = _overrides(FT) + ["data.task=stsb", f"data.glue_dir={args.glue_dir}", f"model.name={model}",
-                                      f"data.train_examples={FT_TRAIN_EXAMPLES}", f"train.seed={args.seed}", f"output_dir={out}"]
-        if mask:
-            overrides.append(f"prune.mask={mask}")
+        overrides = finetune_overrides(args.glue_dir, "stsb", model, args.seed, out, mask)
         res = finetune(load_config(None, overrides), quiet=args.quiet, overwrite=True)
         dev = res["final"]["dev"]
         records.append(BENCHMARK, {
@@ -150,7 +147,8 @@ def table() -> str:
         lines.append(f"| {r['start']} | {r['target_sparsity']:.2f} | {r['mask_during_finetuning']} | "
                      f"{r['metrics']['cls_mean_cosine']:.3f} | {r['main_metric']:.2f} |")
     machines = sorted({f"{r['machine']} (commit {r['git_commit'][:7]})" for r in recs.values()})
-    lines += ["", f"Command: `{next(iter(recs.values()))['command']}` (seed 42). Machine: {'; '.join(machines)}."] if recs else []
+    seeds = ", ".join(str(x) for x in sorted({r["seed"] for r in recs.values()}))
+    lines += ["", f"Command: `{next(iter(recs.values()))['command']}` (seed {seeds}). Machine: {'; '.join(machines)}."] if recs else []
     return "\n".join(lines) + "\n"
 
 

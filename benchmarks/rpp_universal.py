@@ -201,6 +201,14 @@ def stage_mlm(args):
                                               f"checkpoint{'; ' + ' '.join(rpp_settings) if method == 'rpp' else ''}", "mlm", cmd))
 
 
+def finetune_overrides(glue_dir: str, task: str, model: str, seed: int, out: Path, mask: str | None = None) -> list[str]:
+    """The config overrides of one fine-tuning run: the shared recipe ``FT`` on a seeded subsample of
+    ``FT_TRAIN_EXAMPLES``, optionally with a fixed mask."""
+    overrides = _overrides(FT) + [f"data.task={task}", f"data.glue_dir={glue_dir}", f"model.name={model}",
+                                  f"data.train_examples={FT_TRAIN_EXAMPLES}", f"train.seed={seed}", f"output_dir={out}"]
+    return overrides + ([f"prune.mask={mask}"] if mask else [])
+
+
 def stage_finetune(args):
     from bertprune.config import load_config
     from bertprune.report import sparsity_report
@@ -222,10 +230,7 @@ def stage_finetune(args):
             if not (Path(model) / "config.json").exists() and model != MODEL:
                 raise SystemExit(f"{out.name}: the masked-LM stage's checkpoint {model} is missing; "
                                  f"run --stage mlm first (same --scale and --out-dir)")
-            overrides = _overrides(FT) + [f"data.task={task}", f"data.glue_dir={args.glue_dir}", f"model.name={model}",
-                                          f"data.train_examples={FT_TRAIN_EXAMPLES}", f"train.seed={args.seed}", f"output_dir={out}"]
-            if mask:
-                overrides.append(f"prune.mask={mask}")
+            overrides = finetune_overrides(args.glue_dir, task, model, args.seed, out, mask)
             res = finetune(load_config(None, overrides), quiet=args.quiet, **records.restart(args.resume))
             report = sparsity_report(out)
             dev = res["final"]["dev"]

@@ -32,9 +32,9 @@ def test_dev_sentences_reads_the_first_column_of_sentence_pairs(tmp_path):
 def test_table_keeps_the_newest_record_per_run(monkeypatch):
     def rec(run, cosine, metric):
         return {"run": run, "start": run, "target_sparsity": 0.5, "mask_during_finetuning": "none", "main_metric": metric,
-                "metrics": {"cls_mean_cosine": cosine}, "machine": "m", "git_commit": "abcdef0123",
+                "metrics": {"cls_mean_cosine": cosine}, "machine": "m", "git_commit": "abcdef0123", "seed": 42,
                 "command": "python benchmarks/cls_collapse.py"}
     monkeypatch.setattr(records, "read", lambda b: [rec("mlm-rpp-0.5", 0.9, 1.0), rec("mlm-rpp-0.5", 0.96, 4.74)])
     table = cls_collapse.table()
     assert "| mlm-rpp-0.5 | 0.50 | none | 0.960 | 4.74 |" in table and "1.00 |" not in table
-    assert "commit abcdef0" in table
+    assert "commit abcdef0" in table and "(seed 42)" in table
