@@ -141,6 +141,7 @@ def stage_cost(args, steps: int = 20):
     from bertprune.methods import Dense, GradualMagnitude
     from bertprune.methods.distill import Distillation
     from bertprune.tasks.glue import GlueTask
+    from bertprune.train import train_step
 
     task = "mrpc"
     ensure_teacher(args, task)
@@ -168,11 +169,7 @@ def stage_cost(args, steps: int = 20):
     for i, batch in enumerate(batches):  # interleaved, so both see the same machine state
         for kind, (model, method, opt) in models.items():
             start = time.perf_counter()
-            out = model(**batch, **method.forward_kwargs())
-            method.loss(out.loss, out, batch).backward()
-            opt.step()
-            method.after_step(i + 1, opt)
-            opt.zero_grad()
+            train_step(model, batch, method, opt, None, i + 1, max_grad_norm=None)
             times[kind].append(time.perf_counter() - start)
     dense, dist = statistics.median(times["dense"][2:]), statistics.median(times["distill"][2:])
     result = {"task": task, "batch_size": 32, "steps": steps, "dense_sec_per_step": round(dense, 4),

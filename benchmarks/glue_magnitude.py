@@ -103,6 +103,7 @@ def overhead(args, steps: int = 40) -> dict:
     from bertprune.cli import _quiet_libraries
     from bertprune.config import ScheduleConfig, load_config
     from bertprune.methods import Dense, GradualMagnitude
+    from bertprune.train import train_step
     from bertprune.tasks.glue import GlueTask
 
     _quiet_libraries()
@@ -130,15 +131,10 @@ def overhead(args, steps: int = 40) -> dict:
     for i, batch in enumerate(batches, 1):
         for kind, (model, method, opt) in runs.items():
             start = time.perf_counter()
-            model(**batch).loss.backward()
-            opt.step()
-            t_prune = time.perf_counter()
-            method.after_step(i, opt)
-            end = time.perf_counter()
-            opt.zero_grad()
-            times[kind].append(end - start)
+            result = train_step(model, batch, method, opt, None, i, max_grad_norm=None)
+            times[kind].append(time.perf_counter() - start)
             if kind == "gmp":
-                prune_times.append(end - t_prune)
+                prune_times.append(result.prune_seconds)
     dense, gmp = statistics.median(times["dense"][2:]), statistics.median(times["gmp"][2:])
     return {"task": "mrpc", "steps": steps, "batch_size": 32, "dense_sec_per_step": round(dense, 4),
             "gmp_sec_per_step": round(gmp, 4), "ratio": round(gmp / dense, 4),

@@ -53,7 +53,8 @@ def _run_parser(sub, name: str, help: str, description: str) -> argparse.Argumen
     """A training command's parser: overrides, recipe and model first; its own flags come next."""
     p = sub.add_parser(name, help=help, description=description)
     p.add_argument("overrides", nargs="*", metavar="key.sub=value", help="config overrides")
-    p.add_argument("--config", help="YAML recipe")
+    p.add_argument("--config", help="YAML recipe (a file)")
+    p.add_argument("--recipe", help="a recipe shipped with bertprune, by name (e.g. sparse-kd-90); see bertprune/recipes/")
     p.add_argument("--model", help="all-MiniLM-L6-v2 (default), a local HF folder or a hub id")
     return p
 
@@ -228,6 +229,15 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error(f"unrecognized arguments: {' '.join(stray or rest)}")
     if rest:
         args.overrides = list(args.overrides) + rest
+    if getattr(args, "recipe", None):
+        if args.config:
+            parser.error("give --recipe NAME or --config FILE, not both")
+        from .recipes import recipe_file
+
+        try:
+            args.config = str(recipe_file(args.recipe))
+        except BertpruneError as e:
+            parser.error(str(e))
     return args
 
 

@@ -23,7 +23,7 @@ from .targets import ROLES
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 GLUE_DIR_ENV = "BERTPRUNE_GLUE_DIR"
 SQUAD_DIR_ENV = "BERTPRUNE_SQUAD_DIR"
-METHODS = ("dense", "oneshot", "gmp", "rpp")
+METHODS = ("dense", "oneshot", "gmp", "gradual", "rpp")
 TEXT_DIR_ENV = "BERTPRUNE_TEXT_DIR"
 
 
@@ -73,14 +73,22 @@ class TargetConfig:
 
 @dataclass
 class ScheduleConfig:
-    """Cubic schedule (Zhu & Gupta 2017) over a fraction of training; see :mod:`bertprune.schedules`."""
+    """The sparsity schedule over a part of training; see :mod:`bertprune.schedules`."""
 
+    #: shape of the ramp: ``cubic`` (Zhu & Gupta 2017), ``exponential``, ``linear`` or ``oneshot``.
+    kind: str = "cubic"
+    #: sparsity of the first update, at ``start`` (oBERT's one-shot jump, e.g. 0.3).
     initial_sparsity: float = 0.0
-    #: start and end of pruning, as fractions of the total optimizer steps.
+    #: start and end of pruning, as fractions of the total optimizer steps: before ``start`` the
+    #: model trains dense (warm-up); from ``end`` on the mask is fixed (cool-down).
     start: float = 0.0
     end: float = 0.7
     #: Δt: optimizer steps between mask updates.
     every: int = 10
+    #: the same in epochs; when set they win over ``start``/``end``/``every``.
+    start_epoch: Optional[float] = None
+    end_epoch: Optional[float] = None
+    every_epochs: Optional[float] = None
 
 
 @dataclass
@@ -107,12 +115,17 @@ class RppConfig:
 @dataclass
 class PruneConfig:
     #: ``dense`` (no pruning), ``oneshot`` (magnitude, before training), ``gmp`` (gradual magnitude),
-    #: ``rpp`` (reweighted proximal pruning).
+    #: ``gradual`` (gradual, any ``criterion``), ``rpp`` (reweighted proximal pruning).
     method: str = "dense"
+    #: what ranks the weights (``gradual``): magnitude, movement, soft_movement, snip_momentum, fisher;
+    #: see :mod:`bertprune.criteria`.
+    criterion: str = "magnitude"
     #: Target fraction of zeros over the targeted matrices, in [0, 1).
     sparsity: float = 0.0
     #: ``local``: every matrix gets the target; ``global``: the target holds over all of them together.
     scope: str = "local"
+    #: global scope: no matrix loses more than this fraction (Intel Neural Compressor uses 0.98).
+    max_layer_sparsity: float = 1.0
     #: ``unstructured``, RxC blocks (``4x1``, ``1x4``, ``4x4``, ``16x16``...) or N:M (``2:4``); see
     #: :mod:`bertprune.methods.granularity`.
     granularity: str = "unstructured"
@@ -133,6 +146,10 @@ class TrainConfig:
     batch_size: int = 32
     eval_batch_size: int = 128
     lr: float = 5e-5
+    #: ``linear`` (warm-up, then decay to 0), ``constant``, or ``rewind``: back to ``lr`` at every
+    #: pruning step, linear decay to ``lr_min_ratio``·lr until the next (cyclic, as in oBERT).
+    lr_schedule: str = "linear"
+    lr_min_ratio: float = 0.1
     weight_decay: float = 0.01
     warmup_ratio: float = 0.1
     max_grad_norm: float = 1.0
@@ -168,12 +185,21 @@ class DistillConfig:
 
     #: The dense teacher fine-tuned on the task: a `bertprune finetune` run folder or any HF checkpoint.
     teacher: str = ""
+    #: attention-score MSE, mean over mapped layers, padded positions excluded
     attn_weight: float = 1.0
+    #: hidden-state MSE, mean over layers (embedding output included), padded positions excluded
     hidden_weight: float = 1.0
+    #: MSE to the teacher's last hidden state only (Intel Neural Compressor's loss)
+    last_hidden_weight: float = 0.0
+    #: KD on the logits: KL at temperature τ, times τ² (MSE to the teacher's score for regression)
     pred_weight: float = 1.0
     #: weight of the ordinary task loss on the gold labels (0 in SparseBERT)
     task_weight: float = 0.0
+    #: when set, pred_weight = hardness and task_weight = 1 − hardness (oBERT: hardness 1, τ = 2)
+    hardness: Optional[float] = None
     temperature: float = 1.0
+    #: the student starts from the teacher's weights (the fine-tuned model) instead of ``model.name``
+    init_from_teacher: bool = False
 
 
 @dataclass
@@ -303,6 +329,22 @@ def validate(cfg) -> None:
                 f"prune.sparsity={prune.sparsity} with prune.method=dense prunes nothing; "
                 f"choose prune.method=gmp or prune.method=oneshot"
             )
+        from .criteria import CRITERIA
+        from .schedules import SPARSITY_SHAPES
+
+        if prune.criterion not in CRITERIA:
+            raise BertpruneError(f"unknown prune.criterion {prune.criterion!r}; choose one of {', '.join(CRITERIA)}")
+        if prune.criterion != "magnitude" and prune.method != "gradual":
+            raise BertpruneError(f"prune.criterion={prune.criterion} needs prune.method=gradual (got {prune.method}); "
+                                 f"oneshot and gmp rank by magnitude, rpp by its proximal step")
+        if prune.schedule.kind not in SPARSITY_SHAPES:
+            raise BertpruneError(f"unknown prune.schedule.kind {prune.schedule.kind!r}; choose one of {', '.join(SPARSITY_SHAPES)}")
+        if not 0.0 < prune.max_layer_sparsity <= 1.0 or (prune.scope == "global" and prune.max_layer_sparsity < prune.sparsity):
+            raise BertpruneError(f"prune.max_layer_sparsity must be in [prune.sparsity, 1] (a cap per matrix under "
+                                 f"global scope), got {prune.max_layer_sparsity}")
+        for key in ("start_epoch", "end_epoch", "every_epochs"):
+            if (v := getattr(prune.schedule, key)) is not None and v < 0:
+                raise BertpruneError(f"prune.schedule.{key} must be >= 0, got {v}")
         if prune.method not in ("dense", "rpp") and prune.sparsity == 0:
             raise BertpruneError(f"prune.method={prune.method} needs a target: set prune.sparsity (e.g. 0.9)")
         if (prune.mask or prune.keep_zeros) and prune.method != "dense":
@@ -325,8 +367,8 @@ def validate(cfg) -> None:
         except ValueError as e:
             hint = " (YAML reads an unquoted 2:4 as the number 124: write '2:4')" if prune.granularity.isdigit() else ""
             raise BertpruneError(f"prune.granularity: {e}{hint}") from None
-        if g.kind != "unstructured" and prune.method not in ("oneshot", "gmp", "rpp"):
-            raise BertpruneError(f"prune.granularity={prune.granularity} needs a pruning method (oneshot, gmp or rpp)")
+        if g.kind != "unstructured" and prune.method not in ("oneshot", "gmp", "gradual", "rpp"):
+            raise BertpruneError(f"prune.granularity={prune.granularity} needs a pruning method (oneshot, gmp, gradual or rpp)")
         if prune.method != "dense" and (why := g.check_sparsity(prune.sparsity)) is not None:
             raise BertpruneError(f"prune.granularity={prune.granularity}: {why}")
         if prune.scope not in ("local", "global"):
@@ -363,7 +405,11 @@ def validate(cfg) -> None:
     if distill is not None:
         if not distill.teacher:
             raise BertpruneError("distillation needs a teacher: --teacher PATH (a dense model fine-tuned on the task)")
-        weights = (distill.attn_weight, distill.hidden_weight, distill.pred_weight, distill.task_weight)
+        if distill.hardness is not None:
+            if not 0.0 <= distill.hardness <= 1.0:
+                raise BertpruneError(f"distill.hardness must be in [0, 1] (the weight of KD vs the gold labels), got {distill.hardness}")
+            distill.pred_weight, distill.task_weight = distill.hardness, 1.0 - distill.hardness
+        weights = (distill.attn_weight, distill.hidden_weight, distill.last_hidden_weight, distill.pred_weight, distill.task_weight)
         if min(weights) < 0 or max(weights) == 0:
             raise BertpruneError(f"distill weights must be >= 0 and not all 0, got {weights}")
         if distill.temperature <= 0:
@@ -391,6 +437,14 @@ def validate(cfg) -> None:
             raise BertpruneError(f"train.max_grad_norm must be > 0 (a large value, e.g. 1e9, turns clipping off), got {train.max_grad_norm}")
         if not 0.0 <= train.warmup_ratio < 1.0:
             raise BertpruneError(f"train.warmup_ratio must be in [0, 1), got {train.warmup_ratio}")
+        from .schedules import LR_SCHEDULES
+
+        if train.lr_schedule not in LR_SCHEDULES:
+            raise BertpruneError(f"unknown train.lr_schedule {train.lr_schedule!r}; choose one of {', '.join(LR_SCHEDULES)}")
+        if not 0.0 <= train.lr_min_ratio <= 1.0:
+            raise BertpruneError(f"train.lr_min_ratio must be in [0, 1], got {train.lr_min_ratio}")
+        if train.mixed_precision in ("False", "false"):  # YAML 1.1 reads an unquoted `no` as a boolean
+            train.mixed_precision = "no"
         if train.mixed_precision not in ("no", "fp16", "bf16"):
             raise BertpruneError(f"train.mixed_precision must be no, fp16 or bf16, got {train.mixed_precision!r}")
 

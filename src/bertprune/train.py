@@ -19,6 +19,7 @@ import os
 import shutil
 import statistics
 import time
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,6 @@ from accelerate.utils import set_seed
 from safetensors.torch import load_model, save_model
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
-from transformers import get_linear_schedule_with_warmup
 
 from . import checkpoint as ckpt
 from .config import save_config
@@ -40,6 +40,7 @@ from .methods import PruningMethod, build_method
 from .report import write_report
 from .rundir import BEST, CHECKPOINTS, CONFIG_FILE, FINAL, RESULTS_FILE, check_output_dir
 from .runlog import MetricsLog
+from .schedules import lr_factor
 from .tasks.base import Task
 
 
@@ -114,6 +115,70 @@ def total_steps_of(cfg, n_train: int) -> tuple[int, int]:
     steps_per_epoch = math.ceil(micro_per_epoch / cfg.train.grad_accum)
     total = cfg.train.max_steps if cfg.train.max_steps is not None else math.ceil(cfg.train.epochs * steps_per_epoch)
     return total, steps_per_epoch
+
+
+@dataclass
+class StepResult:
+    loss: torch.Tensor  # the micro-batch's loss (detached)
+    stepped: bool  # whether an optimizer step happened (False while accumulating gradients)
+    grad_norm: float | None = None
+    prune_seconds: float = 0.0  # time in the method's hooks around the optimizer step
+
+
+def train_step(model, batch: dict, method: PruningMethod, optimizer, scheduler, next_step: int, accelerator=None,
+               max_grad_norm: float | None = 1.0, extra_params: list | None = None) -> StepResult:
+    """One micro-batch, and the optimizer step when gradients are complete, in the one hook order
+    that bertprune's loop, its Python API users and its benchmarks share:
+
+    forward (with ``method.forward_kwargs()``) → ``method.loss`` (distillation adds its terms; the
+    teacher runs under the same autocast) → backward → ``method.before_optimizer_step()`` (criteria
+    read the synced gradients) → clip → ``optimizer.step()`` → ``method.after_step(next_step)``
+    (masks updated on schedule and re-applied, so a pruned weight is zero before anyone sees it) →
+    ``scheduler.step()`` (after the method: a proximal method needs this step's learning rate) →
+    ``optimizer.zero_grad()``.
+
+    ``next_step``: the number of this optimizer step (steps done so far + 1). Without an
+    ``accelerator`` it is a plain PyTorch step (no gradient accumulation).
+    """
+    with accelerator.accumulate(model) if accelerator is not None else nullcontext():
+        with accelerator.autocast() if accelerator is not None else nullcontext():
+            outputs = model(**batch, **method.forward_kwargs())
+            loss = method.loss(outputs.loss, outputs, batch)
+        if accelerator is not None:
+            accelerator.backward(loss)
+            if not accelerator.sync_gradients:
+                return StepResult(loss.detach(), False)
+            if extra_params and accelerator.num_processes > 1:  # outside DDP: average by hand
+                for p in extra_params:
+                    p.grad = accelerator.reduce(p.grad, reduction="mean")
+        else:
+            loss.backward()
+        hook_start = time.perf_counter()
+        method.before_optimizer_step()
+        hook_seconds = time.perf_counter() - hook_start
+        grad_norm = None
+        if max_grad_norm is not None:
+            params = model.parameters()
+            grad_norm = float(accelerator.clip_grad_norm_(params, max_grad_norm) if accelerator is not None
+                              else torch.nn.utils.clip_grad_norm_(params, max_grad_norm))
+        optimizer.step()
+        hook_start = time.perf_counter()
+        method.after_step(next_step, optimizer)
+        hook_seconds += time.perf_counter() - hook_start
+        if scheduler is not None:
+            scheduler.step()
+        optimizer.zero_grad()
+    return StepResult(loss.detach(), True, grad_norm, hook_seconds)
+
+
+def make_lr_scheduler(optimizer, train_cfg, total_steps: int, method: PruningMethod) -> torch.optim.lr_scheduler.LambdaLR:
+    """The learning-rate factor of :mod:`bertprune.schedules` (``train.lr_schedule``); ``rewind``
+    restarts at the method's pruning steps."""
+    warmup = int(train_cfg.warmup_ratio * total_steps)
+    restarts = method.prune_steps() if train_cfg.lr_schedule == "rewind" else []
+    kind, ratio = train_cfg.lr_schedule, train_cfg.lr_min_ratio
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: lr_factor(kind, s, total_steps, warmup, restarts=restarts, min_ratio=ratio))
 
 
 def evaluate(task: Task, model, loaders, accelerator) -> dict[str, Any]:
@@ -195,7 +260,7 @@ def train(cfg, task: Task, resume: bool = False, overwrite: bool = False, quiet:
     model, tokenizer, train_set = built.model, built.tokenizer, built.train_set
     total_steps, steps_per_epoch = total_steps_of(cfg, len(train_set))
     method = method or build_method(cfg.prune, cfg.targets)
-    method.prepare(model, total_steps)  # errors (e.g. no prunable matrices) surface before training
+    method.prepare(model, total_steps, steps_per_epoch)  # errors (e.g. no prunable matrices) surface before training
     lengths = example_lengths(train_set) if cfg.train.group_by_length else None
     eval_loaders = {
         k: accelerator.prepare_data_loader(DataLoader(v, batch_size=cfg.train.eval_batch_size, collate_fn=built.collate))
@@ -214,7 +279,7 @@ def train(cfg, task: Task, resume: bool = False, overwrite: bool = False, quiet:
     extra_params = method.extra_parameters()  # e.g. the hidden-state projection of distillation
     groups = optimizer_groups(model, cfg.train.weight_decay) + ([{"params": extra_params, "weight_decay": 0.0}] if extra_params else [])
     optimizer = torch.optim.AdamW(groups, lr=cfg.train.lr)
-    scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.train.warmup_ratio * total_steps), total_steps)
+    scheduler = make_lr_scheduler(optimizer, cfg.train, total_steps, method)
     model, optimizer = accelerator.prepare(model, optimizer)
     if last is not None:
         progress = load_training_state(last, accelerator, model, optimizer, scheduler, method)
@@ -242,30 +307,20 @@ def train(cfg, task: Task, resume: bool = False, overwrite: bool = False, quiet:
         )
         step_start = time.perf_counter()
         for batch in loader:
-            with accelerator.accumulate(model):
-                outputs = model(**batch, **method.forward_kwargs())
-                loss = method.loss(outputs.loss, outputs, batch)
-                accelerator.backward(loss)
-                progress.offset += cfg.train.batch_size
-                if progress.offset >= len(train_set):  # a checkpoint taken now resumes at the next epoch
-                    progress.epoch, progress.offset = progress.epoch + 1, 0
-                losses.append(loss.detach().float().item())
-                if not accelerator.sync_gradients:
-                    continue
-                if extra_params and accelerator.num_processes > 1:  # outside DDP: average by hand
-                    for p in extra_params:
-                        p.grad = accelerator.reduce(p.grad, reduction="mean")
-                grad_norm = accelerator.clip_grad_norm_(model.parameters(), cfg.train.max_grad_norm)
-                optimizer.step()
-                progress.step += 1
-                prune_start = time.perf_counter()
-                method.after_step(progress.step, optimizer)
-                prune_end = time.perf_counter()
-                scheduler.step()
-                optimizer.zero_grad()
-            progress.step_seconds.append(prune_end - step_start)
-            progress.prune_seconds.append(prune_end - prune_start)
-            progress.train_seconds += time.perf_counter() - step_start
+            result = train_step(model, batch, method, optimizer, scheduler, progress.step + 1, accelerator,
+                                cfg.train.max_grad_norm, extra_params)
+            progress.offset += cfg.train.batch_size
+            if progress.offset >= len(train_set):  # a checkpoint taken now resumes at the next epoch
+                progress.epoch, progress.offset = progress.epoch + 1, 0
+            losses.append(result.loss.float().item())
+            if not result.stepped:
+                continue
+            progress.step += 1
+            grad_norm = result.grad_norm
+            step_end = time.perf_counter()
+            progress.step_seconds.append(step_end - step_start)
+            progress.prune_seconds.append(result.prune_seconds)
+            progress.train_seconds += step_end - step_start
             bar.update(1)
 
             if progress.step % cfg.train.log_every == 0 or progress.step == total_steps:
@@ -357,6 +412,9 @@ def distill(cfg, resume: bool = False, overwrite: bool = False, quiet: bool = Fa
     """Prune ``cfg.model`` (the student) while distilling ``cfg.distill.teacher`` on a GLUE task or SQuAD."""
     from .methods.distill import Distillation
 
+    if cfg.distill.init_from_teacher:  # the student starts as a copy of the fine-tuned teacher
+        teacher = Path(cfg.distill.teacher)
+        cfg.model.name = str(teacher / FINAL if (teacher / FINAL / "config.json").is_file() else teacher)
     task = downstream_task(cfg)
     regression = getattr(getattr(task, "spec", None), "is_regression", False)
     method = Distillation(build_method(cfg.prune, cfg.targets), lambda: task.load_teacher(cfg.distill.teacher),

@@ -7,10 +7,15 @@ calls a few named hooks, in this order::
     for step in range(1, total_steps + 1):             # step = optimizer steps done after this one
         outputs = model(**batch, **method.forward_kwargs())
         loss = method.loss(outputs.loss, outputs, batch)   # add or replace loss terms
-        loss.backward(); clip_grad_norm_(...); optimizer.step()
+        loss.backward()
+        method.before_optimizer_step()                 # a criterion reads the gradients
+        clip_grad_norm_(...); optimizer.step()
         method.after_step(step, optimizer)             # update masks on schedule, re-apply them
         lr_scheduler.step(); optimizer.zero_grad()
     masks = method.finalize()                          # zeros baked into the weights
+
+:func:`bertprune.train.train_step` is this order in code; bertprune's loop, the benchmarks and your
+own loop can all call it instead of writing the hooks out.
 
 ``after_step`` runs before ``lr_scheduler.step()`` so that ``optimizer.param_groups[i]["lr"]``
 is the learning rate of the step just taken (a proximal method needs it). ``state_dict`` and
@@ -44,7 +49,7 @@ class PruningMethod:
         self.total_steps = 0
 
     # --- hooks --------------------------------------------------------------------------------
-    def prepare(self, model: torch.nn.Module, total_steps: int) -> None:
+    def prepare(self, model: torch.nn.Module, total_steps: int, steps_per_epoch: int | None = None) -> None:
         """Bind to ``model`` (unwrapped, before DDP) and the run's length; make the first masks."""
         self.total_steps = total_steps
         self.targets = model_targets(model, self.targets_cfg)
@@ -62,6 +67,10 @@ class PruningMethod:
     def extra_parameters(self) -> list[torch.nn.Parameter]:
         """Parameters the method trains besides the model's (the loop adds them to the optimizer)."""
         return []
+
+    def before_optimizer_step(self) -> None:
+        """After backward, before the optimizer step (gradients in ``.grad``, synced across processes):
+        a criterion accumulates its statistics here. Default: nothing."""
 
     def after_step(self, step: int, optimizer: torch.optim.Optimizer) -> None:
         """After each optimizer step: re-apply the masks (and zero optimizer state at pruned places)."""
@@ -100,6 +109,10 @@ class PruningMethod:
         """True once the masks are final: only then is a checkpoint a candidate for "best"."""
         return True
 
+    def prune_steps(self) -> list[int]:
+        """Optimizer steps after which the masks may change (the learning rate rewinds there)."""
+        return []
+
     # --- state --------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         return {"masks": dict(self.masks.masks)}
@@ -133,7 +146,7 @@ class Dense(PruningMethod):
 
     name = "dense"
 
-    def prepare(self, model: torch.nn.Module, total_steps: int) -> None:
+    def prepare(self, model: torch.nn.Module, total_steps: int, steps_per_epoch: int | None = None) -> None:
         self.total_steps = total_steps
 
     def after_step(self, step: int, optimizer: torch.optim.Optimizer) -> None:

@@ -6,13 +6,20 @@ teacher, so that pruning keeps both the general knowledge of pre-training (the s
 weights) and the task knowledge of fine-tuning (the teacher's outputs). The loss replaces the task
 loss with three terms, each weighted and switchable (TinyBERT's, Jiao et al. 2020):
 
-* ``L_attn``  = Σ over mapped layers MSE(student scores, teacher scores), with the attention
-  *scores* QKᵀ/√d before the softmax, padded positions zeroed;
-* ``L_hidden`` = Σ over mapped layers MSE(student hidden · W, teacher hidden), embedding output
-  included; W is a learned projection when the widths differ (else the identity);
-* ``L_pred``  = soft cross-entropy of the student's logits against the teacher's, both at
-  temperature τ, computed as KL divergence (the same gradients, 0 at a perfect match) (MSE to the teacher's score for regression, STS-B; start and end logits averaged
-  for extractive QA).
+* ``L_attn``  = mean over mapped layers of the MSE(student scores, teacher scores), with the
+  attention *scores* QKᵀ/√d before the softmax, over real (non-padded) query/key pairs only;
+* ``L_hidden`` = mean over mapped layers of the MSE(student hidden · W, teacher hidden) over real
+  tokens, embedding output included; W is a learned projection when the widths differ (else the identity);
+* ``L_last``  = the same MSE on the last hidden state only (Intel Neural Compressor's loss);
+* ``L_pred``  = τ² · KL(teacher ‖ student) of the logits at temperature τ (Hinton et al.'s scaling,
+  so the gradient's size does not shrink with τ; the soft cross-entropy up to a constant, 0 at a
+  perfect match); MSE to the teacher's score for regression (STS-B); start and end logits averaged
+  for extractive QA;
+* ``L_task``  = the ordinary loss on the gold labels (``distill.hardness`` h sets pred = h, task = 1 − h).
+
+Means, not sums, over layers and over real tokens: the terms keep their size whatever the depth
+and the padding, so the weights say what matters (summed, the attention term of MiniLM-L6 on MRPC was
+~27x the prediction term).
 
 Student layer i (1..L_s) maps to teacher layer round(i · L_t / L_s), uniformly; hidden state 0 (the
 embeddings) to 0. When head counts differ, the head-averaged scores are compared. Pruning is done
@@ -55,36 +62,43 @@ def soft_cross_entropy(student_logits: torch.Tensor, teacher_logits: torch.Tenso
 
 
 def attention_score_loss(student: list[torch.Tensor], teacher: list[torch.Tensor], attention_mask: torch.Tensor | None) -> torch.Tensor:
-    """Σ MSE over layer pairs of [batch, heads, T, T] scores; padded rows and columns set to zero."""
-    keep = None
-    if attention_mask is not None:
-        m = attention_mask.to(student[0].dtype)
-        keep = m[:, None, :, None] * m[:, None, None, :]  # [batch, 1, T, T]
-    total = student[0].new_zeros(())
+    """Mean over layer pairs of the MSE of [batch, heads, T, T] scores over real query/key pairs."""
+    total = student[0].new_zeros((), dtype=torch.float32)
     for s, t in zip(student, teacher):
         if s.shape[1] != t.shape[1]:  # different head counts: compare the head averages
             s, t = s.mean(1, keepdim=True), t.mean(1, keepdim=True)
-        diff = s.float() - t.float()  # masking the difference once equals MSE of the masked pair, one pass fewer
-        if keep is not None:
-            diff = diff * keep
-        total = total + diff.square().mean()
-    return total
+        sq = (s.float() - t.float()).square()
+        if attention_mask is not None:
+            m = attention_mask.float()
+            keep = m[:, None, :, None] * m[:, None, None, :]  # [batch, 1, T, T]
+            total = total + (sq * keep).sum() / (keep.sum() * sq.shape[1]).clamp(min=1)
+        else:
+            total = total + sq.mean()
+    return total / max(1, len(student))
 
 
-def hidden_state_loss(student: list[torch.Tensor], teacher: list[torch.Tensor], projection: torch.nn.Module | None) -> torch.Tensor:
-    total = student[0].new_zeros(())
+def hidden_state_loss(student: list[torch.Tensor], teacher: list[torch.Tensor], projection: torch.nn.Module | None,
+                      attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean over layer pairs of the MSE of [batch, T, width] hidden states over real tokens."""
+    total = student[0].new_zeros((), dtype=torch.float32)
     for s, t in zip(student, teacher):
-        total = total + F.mse_loss((projection(s) if projection is not None else s).float(), t.float())
-    return total
+        sq = ((projection(s) if projection is not None else s).float() - t.float()).square()
+        if attention_mask is not None:
+            m = attention_mask.float()[:, :, None]  # [batch, T, 1]
+            total = total + (sq * m).sum() / (m.sum() * sq.shape[-1]).clamp(min=1)
+        else:
+            total = total + sq.mean()
+    return total / max(1, len(student))
 
 
 def prediction_loss(student_out, teacher_out, temperature: float, regression: bool) -> torch.Tensor:
+    t2 = temperature**2
     if getattr(student_out, "start_logits", None) is not None:  # extractive QA
-        return 0.5 * (soft_cross_entropy(student_out.start_logits, teacher_out.start_logits, temperature)
-                      + soft_cross_entropy(student_out.end_logits, teacher_out.end_logits, temperature))
+        return 0.5 * t2 * (soft_cross_entropy(student_out.start_logits, teacher_out.start_logits, temperature)
+                           + soft_cross_entropy(student_out.end_logits, teacher_out.end_logits, temperature))
     if regression:
         return F.mse_loss(student_out.logits.float(), teacher_out.logits.float())
-    return soft_cross_entropy(student_out.logits, teacher_out.logits, temperature)
+    return t2 * soft_cross_entropy(student_out.logits, teacher_out.logits, temperature)
 
 
 # --- capturing attention scores ------------------------------------------------------------------
@@ -184,9 +198,9 @@ class Distillation(PruningMethod):
     def targets(self, value):
         pass
 
-    def prepare(self, model, total_steps):
+    def prepare(self, model, total_steps, steps_per_epoch=None):
         self.total_steps = total_steps
-        self.inner.prepare(model, total_steps)
+        self.inner.prepare(model, total_steps, steps_per_epoch)
         teacher = self.load_teacher()
         teacher.eval().requires_grad_(False)
         s_cfg, t_cfg = model.config, teacher.config
@@ -197,7 +211,7 @@ class Distillation(PruningMethod):
             )
         self.teacher = teacher
         self.layer_pairs = list(zip(range(1, _layers(s_cfg) + 1), layer_map(_layers(s_cfg), _layers(t_cfg))))
-        if _width(s_cfg) != _width(t_cfg) and self.cfg.hidden_weight > 0:
+        if _width(s_cfg) != _width(t_cfg) and (self.cfg.hidden_weight > 0 or self.cfg.last_hidden_weight > 0):
             torch.manual_seed(0)
             self.projection = torch.nn.Linear(_width(s_cfg), _width(t_cfg))
         self.student_scores = AttentionScores(model, _heads(s_cfg)) if self.cfg.attn_weight > 0 else None
@@ -207,7 +221,7 @@ class Distillation(PruningMethod):
         return list(self.projection.parameters()) if self.projection is not None else []
 
     def forward_kwargs(self) -> dict[str, Any]:
-        return {"output_hidden_states": True} if self.cfg.hidden_weight > 0 else {}
+        return {"output_hidden_states": True} if self.cfg.hidden_weight > 0 or self.cfg.last_hidden_weight > 0 else {}
 
     def loss(self, task_loss, outputs, batch):
         c = self.cfg
@@ -217,18 +231,24 @@ class Distillation(PruningMethod):
         if self.projection is not None and self.projection.weight.device != device:
             self.projection.to(device)
         inputs = {k: v for k, v in batch.items() if k not in ("labels", "start_positions", "end_positions")}
+        hidden = c.hidden_weight > 0 or c.last_hidden_weight > 0
         with torch.no_grad():
-            teacher_out = self.teacher(**inputs, output_hidden_states=c.hidden_weight > 0)
+            teacher_out = self.teacher(**inputs, output_hidden_states=hidden)
+        mask = batch.get("attention_mask")
         terms = {}
         if c.attn_weight > 0:
             s_all, t_all = self.student_scores.take(), self.teacher_scores.take()
             s_sel = [s_all[i - 1] for i, _ in self.layer_pairs]
             t_sel = [t_all[j - 1] for _, j in self.layer_pairs]
-            terms["attn"] = c.attn_weight * attention_score_loss(s_sel, t_sel, batch.get("attention_mask"))
+            terms["attn"] = c.attn_weight * attention_score_loss(s_sel, t_sel, mask)
         if c.hidden_weight > 0:
             pairs = [(0, 0)] + self.layer_pairs
             terms["hidden"] = c.hidden_weight * hidden_state_loss(
-                [outputs.hidden_states[i] for i, _ in pairs], [teacher_out.hidden_states[j] for _, j in pairs], self.projection)
+                [outputs.hidden_states[i] for i, _ in pairs], [teacher_out.hidden_states[j] for _, j in pairs], self.projection,
+                mask)
+        if c.last_hidden_weight > 0:
+            terms["last_hidden"] = c.last_hidden_weight * hidden_state_loss(
+                [outputs.hidden_states[-1]], [teacher_out.hidden_states[-1]], self.projection, mask)
         if c.pred_weight > 0:
             terms["pred"] = c.pred_weight * prediction_loss(outputs, teacher_out, c.temperature, self.regression)
         if c.task_weight > 0:
@@ -238,8 +258,14 @@ class Distillation(PruningMethod):
         self.last = {k: float(v.detach()) for k, v in terms.items()}
         return sum(terms.values())
 
+    def before_optimizer_step(self):
+        self.inner.before_optimizer_step()
+
     def after_step(self, step, optimizer):
         self.inner.after_step(step, optimizer)
+
+    def prune_steps(self):
+        return self.inner.prune_steps()
 
     def finalize(self):
         for capture in (self.student_scores, self.teacher_scores):
@@ -258,7 +284,8 @@ class Distillation(PruningMethod):
 
     def summary(self):
         return {**self.inner.summary(), "pruning": self.inner.name, "teacher": self.cfg.teacher,
-                "weights": {"attn": self.cfg.attn_weight, "hidden": self.cfg.hidden_weight, "pred": self.cfg.pred_weight,
+                "weights": {"attn": self.cfg.attn_weight, "hidden": self.cfg.hidden_weight,
+                            "last_hidden": self.cfg.last_hidden_weight, "pred": self.cfg.pred_weight,
                             "task": self.cfg.task_weight}, "temperature": self.cfg.temperature,
                 "layer_map": self.layer_pairs, "projection": self.projection is not None}
 

@@ -24,7 +24,7 @@ class FixedMask(PruningMethod):
         self.mask_file = mask_file
         self.keep_zeros = keep_zeros
 
-    def prepare(self, model: torch.nn.Module, total_steps: int) -> None:
+    def prepare(self, model: torch.nn.Module, total_steps: int, steps_per_epoch: int | None = None) -> None:
         self.total_steps = total_steps
         params = dict(model.named_parameters())
         if self.mask_file is not None:

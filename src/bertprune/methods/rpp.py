@@ -71,7 +71,7 @@ class ReweightedProximal(PruningMethod):
     def target_mode(self) -> bool:
         return self.sparsity > 0
 
-    def prepare(self, model, total_steps):
+    def prepare(self, model, total_steps, steps_per_epoch=None):
         super().prepare(model, total_steps)
         if self.target_mode:
             self.check_granularity(self.granularity, self.sparsity)

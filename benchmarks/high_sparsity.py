@@ -1,0 +1,238 @@
+"""Benchmark: keep the accuracy at high sparsity (all-MiniLM-L6-v2 on MRPC, STS-B, RTE, CoLA, SST-2).
+
+A thin driver over bertprune's own commands: every pruned row is ``bertprune distill`` (or
+``finetune``) with a committed recipe from ``src/bertprune/recipes/`` plus the overrides the row
+names (sparsity, criterion, pattern, seed); every dense row is the same machinery with
+``prune.method=dense``. Teachers are dense fine-tuned runs (recipe ``teacher``), one per task and
+seed, trained once and reused. The metric is the *final* model's on the full dev set (no
+checkpoint picked on dev); SST-2 trains on a seeded 8,000-sentence subsample.
+
+Each finished run appends a record to ``results/high_sparsity.jsonl`` (format:
+../shared/BENCHMARKS.md; ``recipe``, ``criterion`` and ``granularity`` filled) and the table
+``results/high_sparsity.md`` is rebuilt: per row the five tasks, their average, its share of the
+dense average, epochs and training minutes.
+
+    python benchmarks/high_sparsity.py --glue-dir ../shared/data/glue --recipe sparse-kd --sparsity 0.9 --tasks mrpc stsb
+    python benchmarks/high_sparsity.py --glue-dir ../shared/data/glue --recipe sparse-kd --sparsity 0.9 \\
+        --set prune.criterion=movement --tag movement          # an ablation row
+    python benchmarks/high_sparsity.py --glue-dir ../shared/data/glue --recipe sparse-kd --sparsity 0   # dense, same recipe
+    python benchmarks/high_sparsity.py --table
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import records  # noqa: E402
+
+BENCHMARK = "high_sparsity"
+TASKS = ["mrpc", "stsb", "rte", "cola", "sst2"]
+MAIN = {"sst2": "accuracy", "mrpc": "f1", "stsb": "spearman", "cola": "mcc", "rte": "accuracy"}
+SST2_SUBSAMPLE = 8000
+TEACHER_RECIPE = "teacher"
+
+
+def recipe_path(name: str) -> Path:
+    from bertprune.recipes import recipe_file
+
+    return recipe_file(name)
+
+
+def task_overrides(task: str, args, seed: int) -> list[str]:
+    out = [f"data.task={task}", f"data.glue_dir={args.glue_dir}", f"train.seed={seed}"]
+    if task == "sst2":
+        out.append(f"data.train_examples={SST2_SUBSAMPLE}")
+    return out
+
+
+def teacher_dir(args, task: str, seed: int) -> Path:
+    return Path(args.out_dir) / f"teacher-{task}-s{seed}"
+
+
+def record_of(results: dict, cfg, task: str, seed: int, recipe: str, tag: str, cmd_args: list[str], args,
+              teacher: str | None) -> dict:
+    dev = results["final"]["dev"]
+    prune = cfg.prune
+    return {
+        "benchmark": BENCHMARK,
+        "task": task,
+        "model": Path(args.model).name,
+        "method": results["method"] if prune.method != "dense" else "dense",
+        "target_sparsity": prune.sparsity,
+        "achieved_sparsity": round(results["achieved_sparsity"], 6),
+        "nonzero_encoder_params": results["nonzero_encoder_params"],
+        "metrics": dev,
+        "main_metric": round(100 * dev[MAIN[task]], 2),
+        "split": "dev",
+        "seed": seed,
+        "train_examples": results["train_examples"],
+        "epochs": cfg.train.epochs,
+        "train_seconds": round(results["train_seconds"], 1),
+        "sec_per_step": round(results["sec_per_step_median"], 4),
+        "steps": results["steps"],
+        "command": records.command_line("benchmarks/high_sparsity.py", cmd_args),
+        "git_commit": args.commit,
+        "machine": records.machine(),
+        "granularity": prune.granularity,
+        "criterion": prune.criterion if prune.method != "dense" else "none",
+        "recipe": recipe,
+        "tag": tag,
+        "lr": cfg.train.lr,
+        "teacher": teacher,
+        "notes": (f"final model, full dev set; precision {cfg.train.mixed_precision}; "
+                  + (f"SST-2 subsample {SST2_SUBSAMPLE} of 67,349 (seeded); " if task == "sst2" else "")
+                  + (f"student starts from the teacher ({teacher}); " if teacher and getattr(cfg, 'distill', None)
+                     and cfg.distill.init_from_teacher else "")),
+    }
+
+
+def ensure_teacher(args, task: str, seed: int) -> Path:
+    """The dense fine-tuned teacher of ``task`` (recipe ``teacher``), trained once and reused."""
+    from bertprune.config import load_config
+    from bertprune.train import finetune
+
+    out = teacher_dir(args, task, seed)
+    cmd = ["--glue-dir", args.glue_dir, "--teacher-only", "--tasks", task, "--seeds", str(seed)]
+    recorded = any(r["command"] == records.command_line("benchmarks/high_sparsity.py", cmd) for r in records.read(BENCHMARK))
+    if (out / "results.json").is_file() and recorded:
+        return out
+    overrides = task_overrides(task, args, seed) + [f"model.name={args.model}", f"output_dir={out}"]
+    cfg = load_config(recipe_path(TEACHER_RECIPE), overrides)
+    if (out / "results.json").is_file():  # trained, not yet recorded (e.g. the record step was interrupted)
+        results = json.loads((out / "results.json").read_text())
+    else:
+        results = finetune(cfg, **records.restart(args.resume), quiet=args.quiet)
+    records.append(BENCHMARK, record_of(results, cfg, task, seed, TEACHER_RECIPE, "teacher", cmd, args, None))
+    return out
+
+
+def run_unit(args, task: str, seed: int) -> dict:
+    """One row of one task: the recipe at the sparsity, with the row's overrides."""
+    from bertprune.config import DistillRunConfig, RunConfig, load_config
+    from bertprune.train import distill, finetune
+
+    teacher = ensure_teacher(args, task, seed)
+    name = f"{task}-{args.recipe}-{args.sparsity}-{args.tag or 'base'}-s{seed}"
+    recipe = recipe_path(args.recipe)
+    is_distill = "distill" in (recipe.read_text())
+    overrides = task_overrides(task, args, seed) + [f"output_dir={Path(args.out_dir) / name}"]
+    if args.sparsity == 0:
+        overrides += ["prune.method=dense", "prune.sparsity=0"]
+    else:
+        overrides += [f"prune.sparsity={args.sparsity}"]
+    if is_distill:
+        overrides += [f"distill.teacher={teacher}"]
+    overrides += args.set
+    cfg = load_config(recipe, overrides, schema=DistillRunConfig if is_distill else RunConfig)
+    cmd = ["--glue-dir", args.glue_dir, "--recipe", args.recipe, "--sparsity", str(args.sparsity), "--tasks", task,
+           "--seeds", str(seed)] + (["--tag", args.tag] if args.tag else []) + (["--set", *args.set] if args.set else [])
+    done = [r for r in records.read(BENCHMARK) if r["command"] == records.command_line("benchmarks/high_sparsity.py", cmd)]
+    if args.resume and done:  # --resume skips rows already recorded
+        return done[-1]
+    results = (distill if is_distill else finetune)(cfg, **records.restart(args.resume), quiet=args.quiet)
+    record = record_of(results, cfg, task, seed, args.recipe, args.tag or "", cmd, args, str(teacher) if is_distill else None)
+    records.append(BENCHMARK, record)
+    return record
+
+
+# --- the table ----------------------------------------------------------------------------------
+def row_key(r: dict) -> tuple:
+    return (r["recipe"], r.get("tag", ""), r["target_sparsity"], r.get("granularity", "unstructured"), r.get("criterion"))
+
+
+def table() -> str:
+    recs = records.read(BENCHMARK)
+    latest = records.latest(recs, key=lambda r: (*row_key(r), r["task"], r["seed"]))
+    rows: dict[tuple, dict[str, list[dict]]] = {}
+    for (*key, task, _seed), r in latest.items():
+        rows.setdefault(tuple(key), {}).setdefault(task, []).append(r)
+    dense = {}  # per task: the best dense mean over dense rows (teacher or dense with a pruning recipe)
+    for key, by_task in rows.items():
+        if key[2] == 0:
+            for t, rs in by_task.items():
+                dense[t] = max(dense.get(t, float("-inf")), statistics.mean(x["main_metric"] for x in rs))
+    tasks = [t for t in TASKS if any(t in v for v in rows.values())]
+    lines = ["# High sparsity: all-MiniLM-L6-v2, five GLUE tasks", "",
+             "Final model, full dev sets (SST-2 trained on a seeded 8,000-sentence subsample). Cells: mean ± sd over "
+             "seeds when there are several (n = seeds). Share = the row's five-task average / the dense average, "
+             "where dense per task is the best dense row (the 3-epoch teacher or the same recipe at sparsity 0). "
+             "Minutes = training minutes summed over the row's tasks (first seed).", "",
+             "| recipe | tag | sparsity | pattern | criterion | " + " | ".join(f"{t} ({MAIN[t]})" for t in tasks)
+             + " | average | share of dense | min task share | epochs | minutes | n |",
+             "|---|---|---|---|---|" + "---|" * (len(tasks) + 6)]
+    for key in sorted(rows, key=lambda k: (k[2] > 0, k[2], k[0], k[1])):
+        by_task = rows[key]
+        cells, means, shares = [], [], []
+        for t in tasks:
+            rs = by_task.get(t)
+            if not rs:
+                cells.append("-")
+                continue
+            vals = [x["main_metric"] for x in rs]
+            m = statistics.mean(vals)
+            means.append(m)
+            if t in dense and dense[t]:
+                shares.append(m / dense[t])
+            cells.append(f"{m:.2f} ± {statistics.stdev(vals):.2f}" if len(vals) > 1 else f"{m:.2f}")
+        complete = len(means) == len(tasks) and all(t in dense for t in tasks)
+        avg = statistics.mean(means) if means else float("nan")
+        dense_avg = statistics.mean(dense[t] for t in tasks) if complete else None
+        share = f"{100 * avg / dense_avg:.1f}%" if dense_avg else "-"
+        first = [min(rs, key=lambda x: x["seed"]) for rs in by_task.values()]
+        minutes = sum(x["train_seconds"] for x in first) / 60
+        epochs = sorted({x["epochs"] for x in first})
+        n = max(len(rs) for rs in by_task.values())
+        lines.append(f"| {key[0]} | {key[1] or '-'} | {key[2]:.2f} | {key[3]} | {key[4]} | " + " | ".join(cells)
+                     + f" | {avg:.2f} | {share} | {100 * min(shares):.1f}% | {'/'.join(f'{e:g}' for e in epochs)} | "
+                       f"{minutes:.0f} | {n} |" if shares else
+                     f"| {key[0]} | {key[1] or '-'} | {key[2]:.2f} | {key[3]} | {key[4]} | " + " | ".join(cells)
+                     + f" | {avg:.2f} | - | - | {'/'.join(f'{e:g}' for e in epochs)} | {minutes:.0f} | {n} |")
+    machines = sorted({r["machine"] for r in recs})
+    lines += ["", "Machines: " + "; ".join(machines) if machines else "",
+              "Reproduce a cell: the `command` field of its record in `high_sparsity.jsonl`."]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--glue-dir", help="GLUE folder in the official TSV layout (e.g. ../shared/data/glue)")
+    p.add_argument("--model", default="all-MiniLM-L6-v2")
+    p.add_argument("--recipe", default="sparse-kd", help="a recipe name from src/bertprune/recipes/")
+    p.add_argument("--sparsity", type=float, default=0.9, help="0 = the recipe's dense twin")
+    p.add_argument("--tasks", nargs="+", default=TASKS, choices=TASKS)
+    p.add_argument("--seeds", nargs="+", type=int, default=[42])
+    p.add_argument("--set", nargs="*", default=[], metavar="key=value", help="overrides of the recipe for this row")
+    p.add_argument("--tag", default="", help="names the row (e.g. the ablated criterion)")
+    p.add_argument("--teacher-only", action="store_true", help="only train (and record) the teachers")
+    p.add_argument("--out-dir", default="runs/bench-high-sparsity")
+    p.add_argument("--resume", action="store_true", help="continue interrupted runs from their last checkpoint")
+    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--table", action="store_true", help="only rebuild the Markdown table")
+    args = p.parse_args()
+    if not args.table:
+        if not args.glue_dir:
+            p.error("--glue-dir is required to run")
+        from bertprune.cli import _quiet_libraries
+
+        _quiet_libraries()
+        args.commit = records.git_commit()
+        for seed in args.seeds:
+            for task in args.tasks:
+                if args.teacher_only:
+                    ensure_teacher(args, task, seed)
+                else:
+                    rec = run_unit(args, task, seed)
+                    print(json.dumps({k: rec[k] for k in ("task", "seed", "recipe", "tag", "target_sparsity", "main_metric",
+                                                          "train_seconds")}), flush=True)
+                (records.RESULTS / f"{BENCHMARK}.md").write_text(table())
+    print(table())
+
+
+if __name__ == "__main__":
+    main()
