@@ -132,8 +132,9 @@ def run_unit(args, task: str, seed: int) -> dict:
     cfg = load_config(recipe, overrides, schema=DistillRunConfig if is_distill else RunConfig)
     cmd = ["--glue-dir", args.glue_dir, "--recipe", args.recipe, "--sparsity", str(args.sparsity), "--tasks", task,
            "--seeds", str(seed)] + (["--tag", args.tag] if args.tag else []) + (["--set", *args.set] if args.set else [])
-    done = [r for r in records.read(BENCHMARK) if r["command"] == records.command_line("benchmarks/high_sparsity.py", cmd)]
-    if args.resume and done:  # --resume skips rows already recorded
+    done = [r for r in records.read(BENCHMARK) if r["command"] == records.command_line("benchmarks/high_sparsity.py", cmd)
+            and r["git_commit"] == args.commit]
+    if args.resume and done:  # --resume skips rows already recorded by this code (recipes included)
         return done[-1]
     results = (distill if is_distill else finetune)(cfg, **records.restart(args.resume), quiet=args.quiet)
     record = record_of(results, cfg, task, seed, args.recipe, args.tag or "", cmd, args, str(teacher) if is_distill else None)

@@ -1,45 +1,96 @@
 """``bertprune demo``: the main job, end to end on the default model.
 
-Fine-tunes all-MiniLM-L6-v2 on a subsample of SST-2 twice with the same recipe
-(``recipes/demo.yaml``): dense, and with gradual magnitude pruning to the target sparsity. Then it
-prints the two sparsity reports and the dev accuracy side by side.
+1. Fine-tunes all-MiniLM-L6-v2 densely on a subsample of SST-2 (``recipes/demo.yaml``): the dense
+   model, and the teacher of step 2.
+2. Prunes it to 90% with the high-sparsity recipe (``recipes/sparse-kd.yaml``): the student starts
+   from the dense model and distils its logits while it is pruned.
+3. Measures both on the full dev set, counts their zeros, and times the sparse model under the
+   sparse CPU engine (:func:`bertprune.sparse.accelerate`) against PyTorch on the same inputs.
 """
 
 from __future__ import annotations
 
+import statistics
+import time
 from pathlib import Path
 
-from .config import load_config
+from .config import DistillRunConfig, load_config
+from .recipes import recipe_file
 from .report import sparsity_report
-from .train import finetune
+from .train import distill, finetune
 
 RECIPE = Path(__file__).parent / "recipes" / "demo.yaml"
-DEFAULT_SPARSITY = 0.8
+SPARSE_RECIPE = "sparse-kd"
+DEFAULT_SPARSITY = 0.9
+#: epochs of the pruning run (the shipped recipe's data settings come from demo.yaml)
+SPARSE_EPOCHS = 3
 
 
-def demo(output_dir: str = "runs/demo", glue_dir=None, model=None, sparsity=None, train_examples=None, quiet=False):
+def demo(output_dir: str = "runs/demo", glue_dir=None, model=None, sparsity=None, train_examples=None, quiet=False,
+         sparse_epochs: float = SPARSE_EPOCHS, time_batches: tuple[int, ...] = (1, 8)):
     out = Path(output_dir)
     common = [f"data.glue_dir={glue_dir}"] if glue_dir else []
     if model:
         common.append(f"model.name={model}")
     if train_examples:
         common.append(f"data.train_examples={train_examples}")
-    runs = {
-        "dense": common + [f"output_dir={out / 'dense'}", "prune.method=dense"],
-        "gmp": common + [f"output_dir={out / 'gmp'}", "prune.method=gmp",
-                         f"prune.sparsity={sparsity if sparsity is not None else DEFAULT_SPARSITY}"],
-    }
-    configs = {name: load_config(RECIPE, overrides) for name, overrides in runs.items()}  # all checks first
-    print(f"bertprune demo: {configs['dense'].model.name} on SST-2 ({configs['dense'].data.train_examples} "
-          f"training sentences, full dev set); dense vs gradual magnitude pruning to "
-          f"{configs['gmp'].prune.sparsity:.0%}. Runs are written under {out}/ (replaced).", flush=True)
+    dense_cfg = load_config(RECIPE, common + [f"output_dir={out / 'dense'}"])
+    d = dense_cfg.data
+    sparse_cfg = load_config(recipe_file(SPARSE_RECIPE), common + [  # same data as the dense run
+        f"output_dir={out / 'sparse'}", f"distill.teacher={out / 'dense'}", f"data.task={d.task}",
+        f"data.max_length={d.max_length}", f"data.train_examples={d.train_examples}", f"train.epochs={sparse_epochs}",
+        f"train.seed={dense_cfg.train.seed}", f"prune.sparsity={sparsity if sparsity is not None else DEFAULT_SPARSITY}",
+    ], schema=DistillRunConfig)  # all checks before the first step
+    print(f"bertprune demo: {dense_cfg.model.name} on SST-2 ({d.train_examples} training sentences, full dev set): "
+          f"dense fine-tuning ({dense_cfg.train.epochs:g} epochs), then pruning to {sparse_cfg.prune.sparsity:.0%} while "
+          f"distilling it (recipe {SPARSE_RECIPE}, {sparse_epochs:g} epochs). Runs are written under {out}/ (replaced).",
+          flush=True)
     rows = {}
-    for name, cfg in configs.items():
-        results = finetune(cfg, overwrite=True, quiet=quiet)
-        rows[name] = (results, sparsity_report(Path(cfg.output_dir) / "final", seq_len=cfg.data.max_length))
+    results = finetune(dense_cfg, overwrite=True, quiet=quiet)
+    rows["dense"] = (results, sparsity_report(out / "dense" / "final", seq_len=d.max_length))
+    results = distill(sparse_cfg, overwrite=True, quiet=quiet)
+    rows[f"{sparse_cfg.prune.sparsity:.0%} sparse"] = (results, sparsity_report(out / "sparse" / "final", seq_len=d.max_length))
+    speed = time_engine(out / "sparse" / "final", glue_dir, d.max_length, time_batches)
     print()
     print(side_by_side(rows))
-    return rows
+    print()
+    print(speed_table(speed))
+    return rows, speed
+
+
+def time_engine(folder: Path, glue_dir, max_length: int, batches: tuple[int, ...], repeats: int = 20) -> list[dict]:
+    """Median latency of PyTorch and of :func:`~bertprune.sparse.accelerate` on real SST-2 dev
+    sentences (padded to the longest of the batch), and the largest logit difference."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from .data.glue import load_glue
+    from .sparse import accelerate
+
+    sentences = load_glue("sst2", glue_dir, None, None, 0).eval["dev"]["text_a"]
+    tok = AutoTokenizer.from_pretrained(folder)
+    plain = AutoModelForSequenceClassification.from_pretrained(folder).eval()
+    fast = AutoModelForSequenceClassification.from_pretrained(folder).eval()
+    accelerate(fast, tokens=tuple(sorted({b * max_length for b in batches})))
+    out = []
+    with torch.no_grad():
+        for b in batches:
+            inputs = tok(sentences[:b], padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+            times = {}
+            for name, m in (("pytorch", plain), ("accelerate", fast)):
+                for _ in range(3):
+                    m(**inputs)
+                ts = []
+                for _ in range(repeats):
+                    t = time.perf_counter()
+                    m(**inputs)
+                    ts.append(time.perf_counter() - t)
+                times[name] = statistics.median(ts) * 1e3
+            diff = float((plain(**inputs).logits - fast(**inputs).logits).abs().max())
+            out.append({"batch": b, "tokens": int(inputs["input_ids"].shape[1]), "pytorch_ms": times["pytorch"],
+                        "accelerate_ms": times["accelerate"], "speedup": times["pytorch"] / times["accelerate"],
+                        "max_logit_diff": diff})
+    return out
 
 
 ROWS = [
@@ -55,9 +106,22 @@ ROWS = [
 
 
 def side_by_side(rows) -> str:
-    """A Markdown table, one column per run; ``rows`` maps run name → (results, report)."""
+    """A Markdown table, one column per run; ``rows`` maps run name → (results, report). The last
+    column's accuracy is also given as a share of the first's."""
     names = list(rows)
     lines = ["| | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
     for label, fn in ROWS:
         lines.append(f"| {label} | " + " | ".join(fn(*rows[n]) for n in names) + " |")
+    first, last = rows[names[0]][0], rows[names[-1]][0]
+    kept = 100 * last["final"]["dev"]["accuracy"] / first["final"]["dev"]["accuracy"]
+    lines.append(f"| accuracy kept | 100.0% | " + " | ".join(f"{kept:.1f}%" for _ in names[1:]) + " |")
+    return "\n".join(lines)
+
+
+def speed_table(speed: list[dict]) -> str:
+    lines = ["| sparse model, SST-2 dev sentences | PyTorch (ms) | bertprune accelerate (ms) | speed-up | max logit difference |",
+             "|---|---|---|---|---|"]
+    for s in speed:
+        lines.append(f"| batch {s['batch']} ({s['tokens']} tokens) | {s['pytorch_ms']:.1f} | {s['accelerate_ms']:.1f} | "
+                     f"{s['speedup']:.2f}x | {s['max_logit_diff']:.1e} |")
     return "\n".join(lines)

@@ -65,6 +65,13 @@ def _gpu_available() -> bool:
 
 
 def make_accelerator(cfg) -> Accelerator:
+    # Accelerate keeps its state per process: a second run in the same process (the demo, a notebook,
+    # the Python API) with another mixed precision would be refused. The process group stays.
+    from accelerate.state import AcceleratorState
+
+    shared = AcceleratorState._shared_state
+    if shared and shared.get("_mixed_precision", cfg.train.mixed_precision) != cfg.train.mixed_precision:
+        AcceleratorState._reset_state()
     # cpu=True on a CPU-only machine: without it Accelerate ignores torchrun's WORLD_SIZE on CPU and
     # every process would think it is the only one; with it, processes join a gloo group.
     return Accelerator(
