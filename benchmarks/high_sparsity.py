@@ -22,6 +22,7 @@ dense average, epochs and training minutes.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import statistics
 import sys
@@ -114,14 +115,13 @@ def ensure_teacher(args, task: str, seed: int) -> Path:
 
 def run_unit(args, task: str, seed: int) -> dict:
     """One row of one task: the recipe at the sparsity, with the row's overrides."""
-    from bertprune.config import DistillRunConfig, RunConfig, load_config
+    from bertprune.config import DistillRunConfig, RunConfig, load_config, to_yaml
     from bertprune.train import distill, finetune
 
     teacher = ensure_teacher(args, task, seed)
-    name = f"{task}-{args.recipe}-{args.sparsity}-{args.tag or 'base'}-s{seed}"
     recipe = recipe_path(args.recipe)
     is_distill = "distill" in (recipe.read_text())
-    overrides = task_overrides(task, args, seed) + [f"output_dir={Path(args.out_dir) / name}"]
+    overrides = task_overrides(task, args, seed)
     if args.sparsity == 0:
         overrides += ["prune.method=dense", "prune.sparsity=0"]
     else:
@@ -129,7 +129,11 @@ def run_unit(args, task: str, seed: int) -> dict:
     if is_distill:
         overrides += [f"distill.teacher={teacher}"]
     overrides += args.set
-    cfg = load_config(recipe, overrides, schema=DistillRunConfig if is_distill else RunConfig)
+    schema = DistillRunConfig if is_distill else RunConfig
+    # the folder is named by the resolved config, so a changed recipe never meets an old run's folder
+    digest = hashlib.sha256(to_yaml(load_config(recipe, overrides, schema=schema)).encode()).hexdigest()[:8]
+    name = f"{task}-{args.recipe}-{args.sparsity}-{args.tag or 'base'}-s{seed}-{digest}"
+    cfg = load_config(recipe, overrides + [f"output_dir={Path(args.out_dir) / name}"], schema=schema)
     cmd = ["--glue-dir", args.glue_dir, "--recipe", args.recipe, "--sparsity", str(args.sparsity), "--tasks", task,
            "--seeds", str(seed)] + (["--tag", args.tag] if args.tag else []) + (["--set", *args.set] if args.set else [])
     done = [r for r in records.read(BENCHMARK) if r["command"] == records.command_line("benchmarks/high_sparsity.py", cmd)

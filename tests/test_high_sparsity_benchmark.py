@@ -1,0 +1,59 @@
+"""benchmarks/high_sparsity.py: a smoke run of the driver on a tiny model (teacher, pruned row, record,
+table) and the table's arithmetic on synthetic records."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
+import high_sparsity  # noqa: E402
+import records  # noqa: E402
+
+
+@pytest.mark.slow
+def test_driver_trains_teacher_and_row_and_writes_records(tiny_models, tiny_glue, tmp_path):
+    env = {"BERTPRUNE_BENCH_RESULTS": str(tmp_path / "results"), "PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1",
+           "TOKENIZERS_PARALLELISM": "false"}
+    cmd = [sys.executable, str(REPO / "benchmarks" / "high_sparsity.py"), "--glue-dir", str(tiny_glue), "--model",
+           str(tiny_models["bert"]), "--tasks", "sst2", "--recipe", "sparse-kd", "--sparsity", "0.5", "--quiet",
+           "--out-dir", str(tmp_path / "runs"), "--tag", "smoke", "--set", "train.epochs=1", "train.mixed_precision=no",
+           "data.max_length=32"]
+    subprocess.run(cmd, check=True, env=env, cwd=tmp_path, capture_output=True)
+    recs = [json.loads(x) for x in (tmp_path / "results" / "high_sparsity.jsonl").read_text().splitlines()]
+    assert [(r["recipe"], r["target_sparsity"]) for r in recs] == [("teacher", 0.0), ("sparse-kd", 0.5)]
+    row = recs[1]
+    assert set(records.REQUIRED) <= set(row)
+    assert (row["criterion"], row["granularity"], row["tag"]) == ("magnitude", "unstructured", "smoke")
+    assert row["achieved_sparsity"] == pytest.approx(0.5, abs=2e-3)
+    assert "--set train.epochs=1" in row["command"]
+    md = (tmp_path / "results" / "high_sparsity.md").read_text()
+    assert "| sparse-kd | smoke | 0.50 | unstructured | magnitude |" in md
+    # --resume skips a row this commit has recorded: no new record
+    subprocess.run(cmd + ["--resume"], check=True, env=env, cwd=tmp_path, capture_output=True)
+    assert len((tmp_path / "results" / "high_sparsity.jsonl").read_text().splitlines()) == 2
+
+
+def _rec(task, metric, sparsity=0.9, recipe="sparse-kd", tag="", seed=42, secs=60.0):
+    return {"task": task, "main_metric": metric, "target_sparsity": sparsity, "recipe": recipe, "tag": tag, "seed": seed,
+            "granularity": "unstructured", "criterion": "magnitude" if sparsity else "none", "train_seconds": secs,
+            "epochs": 5.0, "machine": "m"}
+
+
+def test_table_shares_against_the_best_dense_and_seed_statistics(monkeypatch):
+    store = [_rec(t, 80.0, 0.0, "teacher") for t in high_sparsity.TASKS]
+    store += [_rec(t, 90.0, 0.0) for t in ("mrpc", "stsb", "rte", "cola")] + [_rec("sst2", 70.0, 0.0)]  # dense twin
+    store += [_rec(t, 72.0) for t in high_sparsity.TASKS]
+    store += [_rec("mrpc", 74.0, seed=1), _rec("mrpc", 70.0, seed=2)]
+    monkeypatch.setattr(records, "read", lambda benchmark: list(store))
+    md = high_sparsity.table()
+    row = next(line for line in md.splitlines() if line.startswith("| sparse-kd | - | 0.90"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[5] == "72.00 ± 2.00"  # mrpc over three seeds
+    # dense per task = best dense row: 90, 90, 90, 90, 80 → average 88; the row's average 72
+    assert cells[10] == "72.00" and cells[11] == "81.8%"
+    assert cells[12] == "80.0%"  # the lowest task share: 72 / 90
+    assert cells[-1] == "3"
