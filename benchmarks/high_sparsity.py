@@ -186,7 +186,7 @@ def table() -> str:
                 shares.append(m / dense[t])
             cells.append(f"{m:.2f} ± {statistics.stdev(vals):.2f}" if len(vals) > 1 else f"{m:.2f}")
         complete = len(means) == len(tasks) and all(t in dense for t in tasks)
-        avg = statistics.mean(means) if means else float("nan")
+        avg = statistics.mean(means) if len(means) == len(tasks) else float("nan")  # only over every task
         dense_avg = statistics.mean(dense[t] for t in tasks) if complete else None
         share = f"{100 * avg / dense_avg:.1f}%" if dense_avg else "-"
         first = [min(rs, key=lambda x: x["seed"]) for rs in by_task.values()]
@@ -194,10 +194,10 @@ def table() -> str:
         epochs = sorted({x["epochs"] for x in first})
         n = max(len(rs) for rs in by_task.values())
         lines.append(f"| {key[0]} | {key[1] or '-'} | {key[2]:.2f} | {key[3]} | {key[4]} | " + " | ".join(cells)
-                     + f" | {avg:.2f} | {share} | {100 * min(shares):.1f}% | {'/'.join(f'{e:g}' for e in epochs)} | "
+                     + f" | {'-' if avg != avg else f'{avg:.2f}'} | {share} | {100 * min(shares):.1f}% | {'/'.join(f'{e:g}' for e in epochs)} | "
                        f"{minutes:.0f} | {n} |" if shares else
                      f"| {key[0]} | {key[1] or '-'} | {key[2]:.2f} | {key[3]} | {key[4]} | " + " | ".join(cells)
-                     + f" | {avg:.2f} | - | - | {'/'.join(f'{e:g}' for e in epochs)} | {minutes:.0f} | {n} |")
+                     + f" | {'-' if avg != avg else f'{avg:.2f}'} | - | - | {'/'.join(f'{e:g}' for e in epochs)} | {minutes:.0f} | {n} |")
     machines = sorted({r["machine"] for r in recs})
     lines += ["", "Machines: " + "; ".join(machines) if machines else "",
               "Reproduce a cell: the `command` field of its record in `high_sparsity.jsonl`."]

@@ -96,6 +96,10 @@ def squad() -> str:
     return _md_table("squad")
 
 
+def high_sparsity() -> str:
+    return _md_table("high_sparsity")
+
+
 def inference() -> str:
     recs = records.latest(records.read("inference"), key=lambda r: (r["engine"], r["target_sparsity"], r["granularity"], r["batch_size"]))
     if not recs:
@@ -126,7 +130,8 @@ def inference() -> str:
 
 
 if __name__ == "__main__":
-    for name, fn in (("glue", glue), ("rpp", rpp), ("distill", distill), ("squad", squad), ("inference", inference)):
+    for name, fn in (("high_sparsity", high_sparsity), ("glue", glue), ("rpp", rpp), ("distill", distill), ("squad", squad),
+                     ("inference", inference)):
         print(f"<!-- {name} -->\n{fn()}\n")
     cost = records.RESULTS / "distill_step_cost.json"
     if cost.exists():
