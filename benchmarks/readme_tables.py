@@ -100,6 +100,38 @@ def high_sparsity() -> str:
     return _md_table("high_sparsity")
 
 
+def summary() -> str:
+    """The README's first table: sparsity → accuracy kept → speed → size. Accuracy: the best
+    high_sparsity row (highest lowest-task share) at that sparsity and pattern, per task as a share of
+    the best dense row; speed and size: the inference records (sequence 128, 2 threads)."""
+    hs = records.read("high_sparsity")
+    inf = records.latest(records.read("inference"), key=lambda r: (r["engine"], r["target_sparsity"], r["granularity"], r["batch_size"]))
+    dense = {}
+    for r in hs:
+        if r["target_sparsity"] == 0:
+            dense[r["task"]] = max(dense.get(r["task"], 0.0), r["main_metric"])
+    rows: dict[tuple, dict[tuple, dict[str, float]]] = {}
+    for r in hs:
+        if r["target_sparsity"] > 0 and r["task"] in dense:
+            cell = rows.setdefault((r["target_sparsity"], r.get("granularity", "unstructured")), {})
+            cell.setdefault((r["recipe"], r.get("tag", "")), {})[r["task"]] = r["main_metric"] / dense[r["task"]]
+    lines = ["| sparsity | pattern | accuracy kept (share of dense, per task) | row | speed-up b1 / b8 (bertprune fp32; int8) | compact file |",
+             "|---|---|---|---|---|---|"]
+    dense_bytes = inf.get(("torch-default", 0.0, None, 1), {}).get("file_bytes")
+    for (sp, g), variants in sorted(rows.items()):
+        (recipe, tag), shares = max(variants.items(), key=lambda kv: (len(kv[1]), min(kv[1].values())))
+        kept = ", ".join(f"{t} {100 * shares[t]:.1f}%" for t in GLUE_TASKS if t in shares)
+        if len(shares) == len(GLUE_TASKS):
+            kept = f"average {100 * statistics.mean(shares.values()):.1f}% ({kept})"
+        f1, f8 = inf.get(("bertprune-fp32", sp, g, 1)), inf.get(("bertprune-fp32", sp, g, 8))
+        i1, i8 = inf.get(("bertprune-int8", sp, g, 1)), inf.get(("bertprune-int8", sp, g, 8))
+        speed = (f"{f1['speedup_vs_dense_torch']:.1f}x / {f8['speedup_vs_dense_torch']:.1f}x; "
+                 f"{i1['speedup_vs_dense_torch']:.1f}x / {i8['speedup_vs_dense_torch']:.1f}x") if f1 and f8 and i1 and i8 else "-"
+        size = (f"{f1['file_bytes'] / 1e6:.1f} MB (dense {dense_bytes / 1e6:.1f} MB)" if f1 and dense_bytes else "-")
+        lines.append(f"| {sp:.0%} | {g} | {kept} | {recipe}{' / ' + tag if tag else ''} | {speed} | {size} |")
+    return "\n".join(lines)
+
+
 def inference() -> str:
     recs = records.latest(records.read("inference"), key=lambda r: (r["engine"], r["target_sparsity"], r["granularity"], r["batch_size"]))
     if not recs:
@@ -130,7 +162,7 @@ def inference() -> str:
 
 
 if __name__ == "__main__":
-    for name, fn in (("high_sparsity", high_sparsity), ("glue", glue), ("rpp", rpp), ("distill", distill), ("squad", squad),
+    for name, fn in (("summary", summary), ("high_sparsity", high_sparsity), ("glue", glue), ("rpp", rpp), ("distill", distill), ("squad", squad),
                      ("inference", inference)):
         print(f"<!-- {name} -->\n{fn()}\n")
     cost = records.RESULTS / "distill_step_cost.json"
