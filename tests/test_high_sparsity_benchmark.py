@@ -27,11 +27,11 @@ def test_driver_trains_teacher_and_row_and_writes_records(tiny_models, tiny_glue
     assert [(r["recipe"], r["target_sparsity"]) for r in recs] == [("teacher", 0.0), ("sparse-kd", 0.5)]
     row = recs[1]
     assert set(records.REQUIRED) <= set(row)
-    assert (row["criterion"], row["granularity"], row["tag"]) == ("magnitude", "unstructured", "smoke")
+    assert (row["criterion"], row["granularity"], row["tag"]) == ("fisher", "unstructured", "smoke")
     assert row["achieved_sparsity"] == pytest.approx(0.5, abs=2e-3)
     assert "--set train.epochs=1" in row["command"]
     md = (tmp_path / "results" / "high_sparsity.md").read_text()
-    assert "| sparse-kd | smoke | 0.50 | unstructured | magnitude |" in md
+    assert "| sparse-kd | smoke | 0.50 | unstructured | fisher |" in md
     # --resume skips a row this commit has recorded: no new record
     subprocess.run(cmd + ["--resume"], check=True, env=env, cwd=tmp_path, capture_output=True)
     assert len((tmp_path / "results" / "high_sparsity.jsonl").read_text().splitlines()) == 2

@@ -148,7 +148,7 @@ def test_student_starts_from_the_teacher_and_recipes_ship(run_args, tiny_models,
     assert str(tmp_path / "teacher" / "final") in saved  # model.name became the teacher's weights
     results = json.loads((tmp_path / "d" / "results.json").read_text())
     s = results["method_summary"]
-    assert (s["criterion"], s["scope"], s["schedule"], s["pruning"]) == ("magnitude", "global", "cubic", "gradual")
+    assert (s["criterion"], s["scope"], s["schedule"], s["pruning"]) == ("fisher", "global", "cubic", "gradual")
     # one step at lr 1e-9 after a 30% one-shot jump: still close to the teacher, far above chance (0.5)
     assert results["final"]["dev"]["accuracy"] >= teacher_acc - 0.15
     with pytest.raises(SystemExit):
