@@ -6,8 +6,9 @@ from bertprune.demo import demo, side_by_side, speed_table
 
 
 @pytest.mark.slow
-def test_demo_runs_the_recipe_and_times_the_engine(tiny_models, tiny_glue, tmp_path, capsys):
-    rows, speed = demo(str(tmp_path / "demo"), glue_dir=str(tiny_glue), model=str(tiny_models["bert"]), quiet=True,
+def test_demo_runs_the_recipe_and_times_the_engine(tiny_models, tiny_glue, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("BERTPRUNE_GLUE_DIR", str(tiny_glue))  # as scripts/demo.sh is run: the folder from the env
+    rows, speed = demo(str(tmp_path / "demo"), glue_dir=None, model=str(tiny_models["bert"]), quiet=True,
                        sparse_epochs=1, time_batches=(1, 4))
     dense, sparse = rows["dense"], rows["90% sparse"]
     assert dense[1]["sparsity"]["targeted"] == 0.0

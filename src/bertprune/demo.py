@@ -22,12 +22,12 @@ from .train import distill, finetune
 RECIPE = Path(__file__).parent / "recipes" / "demo.yaml"
 SPARSE_RECIPE = "sparse-kd"
 DEFAULT_SPARSITY = 0.9
-#: epochs of the pruning run (the shipped recipe's data settings come from demo.yaml)
-SPARSE_EPOCHS = 3
+#: epochs of the pruning run: None = the recipe's (its data settings come from demo.yaml)
+SPARSE_EPOCHS = None
 
 
 def demo(output_dir: str = "runs/demo", glue_dir=None, model=None, sparsity=None, train_examples=None, quiet=False,
-         sparse_epochs: float = SPARSE_EPOCHS, time_batches: tuple[int, ...] = (1, 8)):
+         sparse_epochs: float | None = SPARSE_EPOCHS, time_batches: tuple[int, ...] = (1, 8)):
     out = Path(output_dir)
     common = [f"data.glue_dir={glue_dir}"] if glue_dir else []
     if model:
@@ -38,19 +38,19 @@ def demo(output_dir: str = "runs/demo", glue_dir=None, model=None, sparsity=None
     d = dense_cfg.data
     sparse_cfg = load_config(recipe_file(SPARSE_RECIPE), common + [  # same data as the dense run
         f"output_dir={out / 'sparse'}", f"distill.teacher={out / 'dense'}", f"data.task={d.task}",
-        f"data.max_length={d.max_length}", f"data.train_examples={d.train_examples}", f"train.epochs={sparse_epochs}",
-        f"train.seed={dense_cfg.train.seed}", f"prune.sparsity={sparsity if sparsity is not None else DEFAULT_SPARSITY}",
+        f"data.max_length={d.max_length}", f"data.train_examples={d.train_examples}",
+        *([f"train.epochs={sparse_epochs}"] if sparse_epochs is not None else []), f"train.seed={dense_cfg.train.seed}", f"prune.sparsity={sparsity if sparsity is not None else DEFAULT_SPARSITY}",
     ], schema=DistillRunConfig)  # all checks before the first step
     print(f"bertprune demo: {dense_cfg.model.name} on SST-2 ({d.train_examples} training sentences, full dev set): "
           f"dense fine-tuning ({dense_cfg.train.epochs:g} epochs), then pruning to {sparse_cfg.prune.sparsity:.0%} while "
-          f"distilling it (recipe {SPARSE_RECIPE}, {sparse_epochs:g} epochs). Runs are written under {out}/ (replaced).",
+          f"distilling it (recipe {SPARSE_RECIPE}, {sparse_cfg.train.epochs:g} epochs). Runs are written under {out}/ (replaced).",
           flush=True)
     rows = {}
     results = finetune(dense_cfg, overwrite=True, quiet=quiet)
     rows["dense"] = (results, sparsity_report(out / "dense" / "final", seq_len=d.max_length))
     results = distill(sparse_cfg, overwrite=True, quiet=quiet)
     rows[f"{sparse_cfg.prune.sparsity:.0%} sparse"] = (results, sparsity_report(out / "sparse" / "final", seq_len=d.max_length))
-    speed = time_engine(out / "sparse" / "final", glue_dir, d.max_length, time_batches)
+    speed = time_engine(out / "sparse" / "final", d.glue_dir, d.max_length, time_batches)  # the resolved folder ($BERTPRUNE_GLUE_DIR)
     print()
     print(side_by_side(rows))
     print()
