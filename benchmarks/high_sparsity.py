@@ -123,7 +123,8 @@ def run_unit(args, task: str, seed: int) -> dict:
     is_distill = "distill" in (recipe.read_text())
     overrides = task_overrides(task, args, seed)
     if args.sparsity == 0:
-        overrides += ["prune.method=dense", "prune.sparsity=0", "prune.schedule.initial_sparsity=0"]
+        overrides += ["prune.method=dense", "prune.sparsity=0", "prune.schedule.initial_sparsity=0",
+                      "prune.criterion=magnitude", "prune.granularity=unstructured"]
     else:
         overrides += [f"prune.sparsity={args.sparsity}"]
     if is_distill:

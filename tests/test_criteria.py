@@ -166,3 +166,19 @@ def test_gradient_criteria_rank_differently_from_magnitude(tiny_classifier):
         masks[criterion] = method.masks
     assert not masks["movement"].equal(masks["magnitude"])
     assert not masks["fisher"].equal(masks["magnitude"])
+
+
+def test_nan_scores_keep_the_count_exact():
+    from bertprune.methods.selection import masked_scores
+
+    s = {"w": torch.tensor([[float("nan"), 1.0, float("nan"), 2.0, 3.0, 4.0]])}
+    keep = select_masks(masked_scores(s, {"w": torch.ones(1, 6, dtype=torch.bool)}), 0.5)
+    assert keep["w"].tolist() == [[False, False, False, True, True, True]]
+
+
+def test_a_schedule_past_the_end_of_training_is_refused(tiny_classifier):
+    from bertprune.errors import BertpruneError
+
+    method = Pruner(0.5, schedule=ScheduleConfig(start_epoch=5, end_epoch=6))
+    with pytest.raises(BertpruneError, match="schedule ends"):
+        method.prepare(tiny_classifier("bert"), total_steps=50, steps_per_epoch=10)

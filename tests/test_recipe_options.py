@@ -153,3 +153,14 @@ def test_student_starts_from_the_teacher_and_recipes_ship(run_args, tiny_models,
     assert results["final"]["dev"]["accuracy"] >= teacher_acc - 0.15
     with pytest.raises(SystemExit):
         run(["distill", "--recipe", "no-such-recipe", "--task", "sst2"])
+
+
+def test_cap_must_sit_above_the_target_and_dense_twin_config_loads():
+    with pytest.raises(BertpruneError, match="max_layer"):
+        load_config(None, ["prune.method=gradual", "prune.sparsity=0.9", "prune.scope=global", "prune.max_layer_sparsity=0.9"])
+    from bertprune.recipes import recipe_file
+
+    cfg = load_config(recipe_file("sparse-kd"), ["distill.teacher=t", "prune.method=dense", "prune.sparsity=0",
+                                                 "prune.schedule.initial_sparsity=0", "prune.criterion=magnitude",
+                                                 "prune.granularity=unstructured"], schema=DistillRunConfig)
+    assert cfg.prune.method == "dense"

@@ -339,9 +339,13 @@ def validate(cfg) -> None:
                                  f"oneshot and gmp rank by magnitude, rpp by its proximal step")
         if prune.schedule.kind not in SPARSITY_SHAPES:
             raise BertpruneError(f"unknown prune.schedule.kind {prune.schedule.kind!r}; choose one of {', '.join(SPARSITY_SHAPES)}")
-        if not 0.0 < prune.max_layer_sparsity <= 1.0 or (prune.scope == "global" and prune.max_layer_sparsity < prune.sparsity):
-            raise BertpruneError(f"prune.max_layer_sparsity must be in [prune.sparsity, 1] (a cap per matrix under "
-                                 f"global scope), got {prune.max_layer_sparsity}")
+        if not 0.0 < prune.max_layer_sparsity <= 1.0 or (prune.scope == "global" and prune.sparsity > 0
+                                                          and prune.max_layer_sparsity <= prune.sparsity):
+            raise BertpruneError(f"prune.max_layer_sparsity must be in (prune.sparsity, 1] (a cap per matrix under "
+                                 f"global scope, above the target), got {prune.max_layer_sparsity}")
+        se, ee = prune.schedule.start_epoch, prune.schedule.end_epoch
+        if se is not None and ee is not None and not se < ee:
+            raise BertpruneError(f"prune.schedule needs start_epoch < end_epoch, got {se} and {ee}")
         for key in ("start_epoch", "end_epoch", "every_epochs"):
             if (v := getattr(prune.schedule, key)) is not None and v < 0:
                 raise BertpruneError(f"prune.schedule.{key} must be >= 0, got {v}")

@@ -36,10 +36,12 @@ def demo(output_dir: str = "runs/demo", glue_dir=None, model=None, sparsity=None
         common.append(f"data.train_examples={train_examples}")
     dense_cfg = load_config(RECIPE, common + [f"output_dir={out / 'dense'}"])
     d = dense_cfg.data
+    target = sparsity if sparsity is not None else DEFAULT_SPARSITY
     sparse_cfg = load_config(recipe_file(SPARSE_RECIPE), common + [  # same data as the dense run
         f"output_dir={out / 'sparse'}", f"distill.teacher={out / 'dense'}", f"data.task={d.task}",
         f"data.max_length={d.max_length}", f"data.train_examples={d.train_examples}",
-        *([f"train.epochs={sparse_epochs}"] if sparse_epochs is not None else []), f"train.seed={dense_cfg.train.seed}", f"prune.sparsity={sparsity if sparsity is not None else DEFAULT_SPARSITY}",
+        *([f"train.epochs={sparse_epochs}"] if sparse_epochs is not None else []), f"train.seed={dense_cfg.train.seed}",
+        f"prune.sparsity={target}", f"prune.schedule.initial_sparsity={min(0.3, target)}",
     ], schema=DistillRunConfig)  # all checks before the first step
     print(f"bertprune demo: {dense_cfg.model.name} on SST-2 ({d.train_examples} training sentences, full dev set): "
           f"dense fine-tuning ({dense_cfg.train.epochs:g} epochs), then pruning to {sparse_cfg.prune.sparsity:.0%} while "

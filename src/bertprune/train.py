@@ -138,8 +138,8 @@ def train_step(model, batch: dict, method: PruningMethod, optimizer, scheduler, 
     that bertprune's loop, its Python API users and its benchmarks share:
 
     forward (with ``method.forward_kwargs()``) → ``method.loss`` (distillation adds its terms; the
-    teacher runs under the same autocast) → backward → ``method.before_optimizer_step()`` (criteria
-    read the synced gradients) → clip → ``optimizer.step()`` → ``method.after_step(next_step)``
+    teacher runs under the same autocast) → backward → clip (and fp16 unscaling) →
+    ``method.before_optimizer_step()`` (criteria read the synced, clipped gradients) → ``optimizer.step()`` → ``method.after_step(next_step)``
     (masks updated on schedule and re-applied, so a pruned weight is zero before anyone sees it) →
     ``scheduler.step()`` (after the method: a proximal method needs this step's learning rate) →
     ``optimizer.zero_grad()``.
@@ -160,14 +160,14 @@ def train_step(model, batch: dict, method: PruningMethod, optimizer, scheduler, 
                     p.grad = accelerator.reduce(p.grad, reduction="mean")
         else:
             loss.backward()
-        hook_start = time.perf_counter()
-        method.before_optimizer_step()
-        hook_seconds = time.perf_counter() - hook_start
         grad_norm = None
-        if max_grad_norm is not None:
+        if max_grad_norm is not None:  # clipping also unscales fp16 gradients, so criteria read true ones
             params = model.parameters()
             grad_norm = float(accelerator.clip_grad_norm_(params, max_grad_norm) if accelerator is not None
                               else torch.nn.utils.clip_grad_norm_(params, max_grad_norm))
+        hook_start = time.perf_counter()
+        method.before_optimizer_step()
+        hook_seconds = time.perf_counter() - hook_start
         optimizer.step()
         hook_start = time.perf_counter()
         method.after_step(next_step, optimizer)

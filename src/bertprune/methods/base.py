@@ -7,9 +7,9 @@ calls a few named hooks, in this order::
     for step in range(1, total_steps + 1):             # step = optimizer steps done after this one
         outputs = model(**batch, **method.forward_kwargs())
         loss = method.loss(outputs.loss, outputs, batch)   # add or replace loss terms
-        loss.backward()
+        loss.backward(); clip_grad_norm_(...)
         method.before_optimizer_step()                 # a criterion reads the gradients
-        clip_grad_norm_(...); optimizer.step()
+        optimizer.step()
         method.after_step(step, optimizer)             # update masks on schedule, re-apply them
         lr_scheduler.step(); optimizer.zero_grad()
     masks = method.finalize()                          # zeros baked into the weights

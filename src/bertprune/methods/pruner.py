@@ -63,6 +63,11 @@ class Pruner(PruningMethod):
         super().prepare(model, total_steps)
         self.check_granularity(self.granularity, self.sparsity)
         self.start_step, self.end_step, self.every = schedule_steps(self.schedule, total_steps, steps_per_epoch)
+        if self.end_step > max(total_steps, 1):
+            from ..errors import BertpruneError
+
+            raise BertpruneError(f"the pruning schedule ends at step {self.end_step} but the run has {total_steps} steps; "
+                                 f"move prune.schedule.start/end (or *_epoch) inside training")
         self.stats = {n: self.criterion.init(w) for n, w in self.weights().items()}
         self._update(0)
 
