@@ -122,7 +122,7 @@ def summary() -> str:
         (recipe, tag), shares = max(variants.items(), key=lambda kv: (len(kv[1]), min(kv[1].values())))
         kept = ", ".join(f"{t} {100 * shares[t]:.1f}%" for t in GLUE_TASKS if t in shares)
         if len(shares) == len(GLUE_TASKS):
-            kept = f"average {100 * statistics.mean(shares.values()):.1f}% ({kept})"
+            kept = f"mean of task shares {100 * statistics.mean(shares.values()):.1f}% ({kept})"
         f1, f8 = inf.get(("bertprune-fp32", sp, g, 1)), inf.get(("bertprune-fp32", sp, g, 8))
         i1, i8 = inf.get(("bertprune-int8", sp, g, 1)), inf.get(("bertprune-int8", sp, g, 8))
         speed = (f"{f1['speedup_vs_dense_torch']:.1f}x / {f8['speedup_vs_dense_torch']:.1f}x; "
