@@ -39,10 +39,10 @@ SST2_SUBSAMPLE = 8000
 TEACHER_RECIPE = "teacher"
 
 
-def recipe_path(name: str) -> Path:
-    from bertprune.recipes import recipe_file
-
-    return recipe_file(name)
+def recorded(cmd_args: list[str], commit: str | None = None) -> list[dict]:
+    """Records made by this exact command (and, when given, at this commit)."""
+    command = records.command_line("benchmarks/high_sparsity.py", cmd_args)
+    return [r for r in records.read(BENCHMARK) if r["command"] == command and commit in (None, r["git_commit"])]
 
 
 def task_overrides(task: str, args, seed: int) -> list[str]:
@@ -96,15 +96,15 @@ def record_of(results: dict, cfg, task: str, seed: int, recipe: str, tag: str, c
 def ensure_teacher(args, task: str, seed: int) -> Path:
     """The dense fine-tuned teacher of ``task`` (recipe ``teacher``), trained once and reused."""
     from bertprune.config import load_config
+    from bertprune.recipes import recipe_file
     from bertprune.train import finetune
 
     out = teacher_dir(args, task, seed)
     cmd = ["--glue-dir", args.glue_dir, "--teacher-only", "--tasks", task, "--seeds", str(seed)]
-    recorded = any(r["command"] == records.command_line("benchmarks/high_sparsity.py", cmd) for r in records.read(BENCHMARK))
-    if (out / "results.json").is_file() and recorded:
+    if (out / "results.json").is_file() and recorded(cmd):
         return out
     overrides = task_overrides(task, args, seed) + [f"model.name={args.model}", f"output_dir={out}"]
-    cfg = load_config(recipe_path(TEACHER_RECIPE), overrides)
+    cfg = load_config(recipe_file(TEACHER_RECIPE), overrides)
     if (out / "results.json").is_file():  # trained, not yet recorded (e.g. the record step was interrupted)
         results = json.loads((out / "results.json").read_text())
     else:
@@ -115,12 +115,15 @@ def ensure_teacher(args, task: str, seed: int) -> Path:
 
 def run_unit(args, task: str, seed: int) -> dict:
     """One row of one task: the recipe at the sparsity, with the row's overrides."""
+    import yaml
+
     from bertprune.config import DistillRunConfig, RunConfig, load_config, to_yaml
+    from bertprune.recipes import recipe_file
     from bertprune.train import distill, finetune
 
     teacher = ensure_teacher(args, task, seed)
-    recipe = recipe_path(args.recipe)
-    is_distill = "distill" in (recipe.read_text())
+    recipe = recipe_file(args.recipe)
+    is_distill = "distill" in (yaml.safe_load(recipe.read_text()) or {})  # a recipe with a distill section
     overrides = task_overrides(task, args, seed)
     if args.sparsity == 0:
         overrides += ["prune.method=dense", "prune.sparsity=0", "prune.schedule.initial_sparsity=0",
@@ -130,15 +133,13 @@ def run_unit(args, task: str, seed: int) -> dict:
     if is_distill:
         overrides += [f"distill.teacher={teacher}"]
     overrides += args.set
-    schema = DistillRunConfig if is_distill else RunConfig
+    cfg = load_config(recipe, overrides, schema=DistillRunConfig if is_distill else RunConfig)
     # the folder is named by the resolved config, so a changed recipe never meets an old run's folder
-    digest = hashlib.sha256(to_yaml(load_config(recipe, overrides, schema=schema)).encode()).hexdigest()[:8]
-    name = f"{task}-{args.recipe}-{args.sparsity}-{args.tag or 'base'}-s{seed}-{digest}"
-    cfg = load_config(recipe, overrides + [f"output_dir={Path(args.out_dir) / name}"], schema=schema)
+    digest = hashlib.sha256(to_yaml(cfg).encode()).hexdigest()[:8]
+    cfg.output_dir = str(Path(args.out_dir) / f"{task}-{args.recipe}-{args.sparsity}-{args.tag or 'base'}-s{seed}-{digest}")
     cmd = ["--glue-dir", args.glue_dir, "--recipe", args.recipe, "--sparsity", str(args.sparsity), "--tasks", task,
            "--seeds", str(seed)] + (["--tag", args.tag] if args.tag else []) + (["--set", *args.set] if args.set else [])
-    done = [r for r in records.read(BENCHMARK) if r["command"] == records.command_line("benchmarks/high_sparsity.py", cmd)
-            and r["git_commit"] == args.commit]
+    done = recorded(cmd, args.commit)
     if args.resume and done:  # --resume skips rows already recorded by this code (recipes included)
         return done[-1]
     results = (distill if is_distill else finetune)(cfg, **records.restart(args.resume), quiet=args.quiet)
@@ -152,17 +153,24 @@ def row_key(r: dict) -> tuple:
     return (r["recipe"], r.get("tag", ""), r["target_sparsity"], r.get("granularity", "unstructured"), r.get("criterion"))
 
 
-def table() -> str:
-    recs = records.read(BENCHMARK)
+def grouped(recs: list[dict]) -> tuple[dict[tuple, dict[str, list[dict]]], dict[str, float]]:
+    """Rows (``row_key`` → task → the latest record of each seed) and, per task, the dense baseline:
+    the best seed-mean over dense rows (the teacher, or a recipe at sparsity 0)."""
     latest = records.latest(recs, key=lambda r: (*row_key(r), r["task"], r["seed"]))
     rows: dict[tuple, dict[str, list[dict]]] = {}
     for (*key, task, _seed), r in latest.items():
         rows.setdefault(tuple(key), {}).setdefault(task, []).append(r)
-    dense = {}  # per task: the best dense mean over dense rows (teacher or dense with a pruning recipe)
+    dense: dict[str, float] = {}
     for key, by_task in rows.items():
         if key[2] == 0:
             for t, rs in by_task.items():
                 dense[t] = max(dense.get(t, float("-inf")), statistics.mean(x["main_metric"] for x in rs))
+    return rows, dense
+
+
+def table() -> str:
+    recs = records.read(BENCHMARK)
+    rows, dense = grouped(recs)
     tasks = [t for t in TASKS if any(t in v for v in rows.values())]
     lines = ["# High sparsity: all-MiniLM-L6-v2, five GLUE tasks", "",
              "Final model, full dev sets (SST-2 trained on a seeded 8,000-sentence subsample). Cells: mean ± sd over "

@@ -104,17 +104,15 @@ def summary() -> str:
     """The README's first table: sparsity → accuracy kept → speed → size. Accuracy: the best
     high_sparsity row (highest lowest-task share) at that sparsity and pattern, per task as a share of
     the best dense row; speed and size: the inference records (sequence 128, 2 threads)."""
-    hs = records.read("high_sparsity")
+    import high_sparsity
+
     inf = records.latest(records.read("inference"), key=lambda r: (r["engine"], r["target_sparsity"], r["granularity"], r["batch_size"]))
-    dense = {}
-    for r in hs:
-        if r["target_sparsity"] == 0:
-            dense[r["task"]] = max(dense.get(r["task"], 0.0), r["main_metric"])
+    hs_rows, dense = high_sparsity.grouped(records.read("high_sparsity"))  # the benchmark table's rows and baselines
     rows: dict[tuple, dict[tuple, dict[str, float]]] = {}
-    for r in hs:
-        if r["target_sparsity"] > 0 and r["task"] in dense:
-            cell = rows.setdefault((r["target_sparsity"], r.get("granularity", "unstructured")), {})
-            cell.setdefault((r["recipe"], r.get("tag", "")), {})[r["task"]] = r["main_metric"] / dense[r["task"]]
+    for (recipe, tag, sp, g, _criterion), by_task in hs_rows.items():
+        if sp > 0:
+            rows.setdefault((sp, g), {})[(recipe, tag)] = {
+                t: statistics.mean(x["main_metric"] for x in rs) / dense[t] for t, rs in by_task.items() if t in dense}
     lines = ["| sparsity | pattern | accuracy kept (share of dense, per task) | row | speed-up b1 / b8 (bertprune fp32; int8) | compact file |",
              "|---|---|---|---|---|---|"]
     dense_bytes = inf.get(("torch-default", 0.0, None, 1), {}).get("file_bytes")

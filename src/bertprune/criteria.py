@@ -4,7 +4,7 @@ A criterion is three pure functions over one weight matrix ``w`` ([out, in]):
 
 * ``init(w) -> state``: what it accumulates, a dict of tensors of ``w``'s shape (empty for magnitude);
 * ``accumulate(w, grad, state) -> state``: called after every backward pass that ends in an
-  optimizer step, before the step (``grad`` = ∂L/∂w of that step, already synced across processes);
+  optimizer step, before the step (``grad`` = ∂L/∂w of that step, synced across processes and clipped);
 * ``score(w, state) -> scores``: higher = more important; the pruner removes the lowest.
 
 A :class:`~bertprune.methods.pruner.Pruner` keeps the state (and saves it in ``state_dict``, so a

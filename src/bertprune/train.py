@@ -139,8 +139,9 @@ def train_step(model, batch: dict, method: PruningMethod, optimizer, scheduler, 
 
     forward (with ``method.forward_kwargs()``) → ``method.loss`` (distillation adds its terms; the
     teacher runs under the same autocast) → backward → clip (and fp16 unscaling) →
-    ``method.before_optimizer_step()`` (criteria read the synced, clipped gradients) → ``optimizer.step()`` → ``method.after_step(next_step)``
-    (masks updated on schedule and re-applied, so a pruned weight is zero before anyone sees it) →
+    ``method.before_optimizer_step()`` (criteria read the synced, clipped gradients) → ``optimizer.step()``
+    → ``method.after_step(next_step)`` (masks updated on schedule and re-applied, so a pruned weight is
+    zero before anyone sees it) →
     ``scheduler.step()`` (after the method: a proximal method needs this step's learning rate) →
     ``optimizer.zero_grad()``.
 
