@@ -13,7 +13,7 @@ from bertprune.methods import Dense, GradualMagnitude
 from bertprune.methods.distill import (AttentionScores, Distillation, attention_score_loss, layer_map,
                                        prediction_loss, soft_cross_entropy)
 
-from conftest import tiny_config
+from bertprune.testing import tiny_config
 
 
 def _classifier(kind="bert", seed=0, num_labels=2, **kw):

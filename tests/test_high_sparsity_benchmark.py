@@ -11,15 +11,17 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 import high_sparsity  # noqa: E402
+from bertprune.testing import save_tiny_model  # noqa: E402
 import records  # noqa: E402
 
 
 @pytest.mark.slow
-def test_driver_trains_teacher_and_row_and_writes_records(tiny_models, tiny_glue, tmp_path):
+def test_driver_trains_teacher_and_row_and_writes_records(tiny_glue, tmp_path):
+    model = save_tiny_model(tmp_path / "model", "bert", positions=128)  # the teacher recipe reads 128 tokens
     env = {"BERTPRUNE_BENCH_RESULTS": str(tmp_path / "results"), "PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1",
            "TOKENIZERS_PARALLELISM": "false"}
     cmd = [sys.executable, str(REPO / "benchmarks" / "high_sparsity.py"), "--glue-dir", str(tiny_glue), "--model",
-           str(tiny_models["bert"]), "--tasks", "sst2", "--recipe", "sparse-kd", "--sparsity", "0.5", "--quiet",
+           str(model), "--tasks", "sst2", "--recipe", "sparse-kd", "--sparsity", "0.5", "--quiet",
            "--out-dir", str(tmp_path / "runs"), "--tag", "smoke", "--set", "train.epochs=1", "train.mixed_precision=no",
            "data.max_length=32"]
     subprocess.run(cmd, check=True, env=env, cwd=tmp_path, capture_output=True)

@@ -7,7 +7,7 @@ from safetensors.torch import load_file
 from bertprune import GradualMagnitude, Masks, OneShotMagnitude, ScheduleConfig
 from bertprune.errors import BertpruneError
 
-from conftest import KINDS
+from bertprune.testing import KINDS
 
 
 def _batch(seed=0):

@@ -11,7 +11,7 @@ from bertprune.data.text import nsp_pairs, pack_blocks, read_documents, split_do
 from bertprune.errors import BertpruneError
 from bertprune.tasks.mlm import use_masked_only_forward
 
-from conftest import KINDS, tiny_config
+from bertprune.testing import KINDS, tiny_config
 
 
 def test_read_documents_and_errors(tmp_path, tiny_text):

@@ -17,7 +17,7 @@ from bertprune.errors import BertpruneError
 from bertprune.methods import Dense
 from bertprune.methods.distill import Distillation, attention_score_loss, hidden_state_loss, prediction_loss
 
-from conftest import tiny_config
+from bertprune.testing import tiny_config
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -11,7 +11,7 @@ from bertprune.data.squad import eval_features, read_squad, train_features
 from bertprune.errors import BertpruneError
 from bertprune.squad_metrics import best_answers, exact_match_score, f1_score, normalize_answer, squad_metrics
 
-from conftest import FILLER, write_tokenizer
+from bertprune.testing import FILLER, write_tokenizer
 
 
 # --- metrics, worked by hand --------------------------------------------------------------------

@@ -5,7 +5,7 @@ from bertprune import ROLES, TargetConfig
 from bertprune.errors import BertpruneError
 from bertprune.targets import model_targets, select_targets
 
-from conftest import KINDS
+from bertprune.testing import KINDS
 
 
 @pytest.mark.parametrize("kind", KINDS)

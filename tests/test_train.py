@@ -96,6 +96,13 @@ def test_resume_reaches_the_same_final_weights(run_args, tmp_path, monkeypatch, 
         assert torch.equal(a[k], b[k]), k
     log = [json.loads(x) for x in (tmp_path / "resumed" / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log if "loss" in r] == [2, 4, 6, 8, 10, 12]  # no duplicated steps
+    # the logged losses too: a crash between log steps (step 9) must not lose the loss window
+    assert without_timings(log) == without_timings(
+        [json.loads(x) for x in (tmp_path / "straight" / "metrics.jsonl").read_text().splitlines()])
+
+
+def without_timings(log: list[dict]) -> list[dict]:
+    return [{k: v for k, v in r.items() if k != "sec_per_step"} for r in log]
 
 
 def test_length_grouped_order():
@@ -145,7 +152,7 @@ def test_output_dir_guard(run_args, tmp_path, capsys):
     other = tmp_path / "not-a-run"
     other.mkdir()
     (other / "precious.txt").write_text("keep me")
-    with pytest.raises(Exception, match="no bertprune run"):
+    with pytest.raises(Exception, match="did not create"):
         run(run_args("not-a-run", "bert", "sst2", "--max-steps", "2", "--overwrite"))
     assert (other / "precious.txt").read_text() == "keep me"
 

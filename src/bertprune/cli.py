@@ -76,6 +76,14 @@ def _add_finetune(sub):
     _add_run_flags(p)
 
 
+def _positive(text: str) -> int:
+    """argparse type of counts: an integer >= 1 (argparse turns the ValueError into a usage error)."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {value}")
+    return value
+
+
 def _add_run_flags(p):
     p.add_argument("--method", help="dense, oneshot, gmp or rpp")
     p.add_argument("--sparsity", type=float, help="target fraction of zeros in [0, 1)")
@@ -130,7 +138,7 @@ def _add_pretrain(sub):
 def _add_report(sub):
     p = sub.add_parser("report", help="sparsity, parameter and MAC report of a run folder or checkpoint")
     p.add_argument("path", help="run folder, HF checkpoint folder, .safetensors file, or all-MiniLM-L6-v2")
-    p.add_argument("--seq-len", type=int, default=128, help="sequence length for the MAC count")
+    p.add_argument("--seq-len", type=_positive, default=128, help="sequence length for the MAC count")
     p.add_argument("--json", action="store_true", help="print JSON instead of Markdown")
     p.add_argument("--matrices", action="store_true", help="include the per-matrix table")
     p.add_argument("--universal-mask", help="compare with this mask.safetensors (default: a run's prune.mask)")
@@ -146,7 +154,7 @@ def _add_export(sub):
     p.add_argument("--format", required=True, choices=["sparse", "onnx"])
     p.add_argument("--int8", action="store_true", help="sparse: int8 values (lossy); onnx: also an int8 graph")
     p.add_argument("--out", "-o", help="output folder (default <path>/export-<format>)")
-    p.add_argument("--seq-len", type=int, default=128, help="onnx: sequence length of the check inputs")
+    p.add_argument("--seq-len", type=_positive, default=128, help="onnx: sequence length of the check inputs")
 
 
 def _add_compare(sub):
@@ -168,8 +176,8 @@ def _add_tsne(sub):
     p.add_argument("model_a", help="e.g. the starting model (all-MiniLM-L6-v2)")
     p.add_argument("model_b", help="e.g. a pruned run folder")
     p.add_argument("--word", default="intelligent")
-    p.add_argument("--words", type=int, default=500, help="how many vocabulary words to embed")
-    p.add_argument("-k", type=int, default=10, help="nearest neighbours")
+    p.add_argument("--words", type=_positive, default=500, help="how many vocabulary words to embed")
+    p.add_argument("-k", type=_positive, default=10, help="nearest neighbours")
     p.add_argument("--kind", default="contextual", choices=["contextual", "input"])
     p.add_argument("--out", "-o", default="runs/tsne", help="output stem (PNG and SVG)")
 
@@ -201,8 +209,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def flag_overrides(args: argparse.Namespace, table: dict[str, str]) -> list[str]:
     """Named flags as ``key=value`` overrides, followed by the free overrides."""
-    flags = [f"{key}={getattr(args, attr)}" for attr, key in table.items() if getattr(args, attr, None) is not None]
+    flags = [f"{key}={_yaml_value(getattr(args, attr))}" for attr, key in table.items() if getattr(args, attr, None) is not None]
     return flags + list(args.overrides)
+
+
+def _yaml_value(value) -> str:
+    """A flag's value as the YAML scalar an override holds. Strings are double-quoted (JSON is YAML), so a
+    path such as ``it's`` or ``[draft]`` stays a string instead of failing or turning into a list."""
+    return json.dumps(value) if isinstance(value, str) else str(value)
 
 
 def finetune_overrides(args: argparse.Namespace) -> list[str]:
@@ -273,10 +287,12 @@ def run(argv: list[str] | None = None) -> int:
         print(json.dumps(report, indent=1) if args.json else to_markdown(report, matrices=args.matrices))
         if args.html is not None:
             from .html_report import build_html
+            from .paths import make_output_dir
             from .report import find_checkpoint
 
             folder = find_checkpoint(args.path)
             default = (folder.parent if (folder.parent / "config.yaml").is_file() else folder) / "report.html"
+            make_output_dir(Path(args.html or default).parent, "--html")
             out = build_html(args.path, args.html or default, args.seq_len, tsne=args.tsne, focus=args.word)
             print(f"HTML report: {out}", file=sys.stderr)
     elif args.command == "export":
@@ -300,15 +316,17 @@ def run(argv: list[str] | None = None) -> int:
         print(f"figures: {', '.join(map(str, figures))}", file=sys.stderr)
     elif args.command == "curve":
         from .compare import curve_points
+        from .paths import output_stem
         from .plots import metric_vs_sparsity
 
         series, dense, metric = curve_points(args.inputs, args.task)
-        paths = metric_vs_sparsity(series, args.out, metric, dense, args.title)
+        paths = metric_vs_sparsity(series, output_stem(args.out), metric, dense, args.title)
         print(json.dumps({"series": series, "dense": dense, "figures": [str(p) for p in paths]}, indent=1))
     elif args.command == "tsne":
         from .embeddings import tsne_compare
+        from .paths import output_stem
 
-        result = tsne_compare(args.model_a, args.model_b, args.out, args.word, args.words, args.k, args.kind)
+        result = tsne_compare(args.model_a, args.model_b, output_stem(args.out), args.word, args.words, args.k, args.kind)
         print(json.dumps(result, indent=1))
     elif args.command == "demo":
         from .demo import demo
@@ -323,5 +341,5 @@ def main(argv: list[str] | None = None) -> None:
         code = run(argv)
     except BertpruneError as e:
         print(f"bertprune: error: {e}", file=sys.stderr)
-        code = 2
+        code = e.exit_code
     sys.exit(code)

@@ -8,14 +8,17 @@ OmegaConf does the merging and type checks; this module only adds the schema and
 
 from __future__ import annotations
 
+import math
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Any, Iterator, Optional, Sequence, get_args, get_origin, get_type_hints
 
-from omegaconf import OmegaConf
-from omegaconf.errors import OmegaConfBaseException
+import yaml
+from omegaconf import DictConfig, OmegaConf, grammar_parser
+from omegaconf.errors import GrammarParseError, OmegaConfBaseException
+from omegaconf.grammar.gen.OmegaConfGrammarParser import OmegaConfGrammarParser
 
 from .errors import BertpruneError
 from .targets import ROLES
@@ -52,7 +55,7 @@ class DataConfig:
     doc_stride: int = 128
     max_answer_length: int = 30
     n_best: int = 20
-    #: Tokens per sequence; None = 128 for GLUE, 384 for SQuAD.
+    #: Tokens per sequence; None = 128 for GLUE, 384 for SQuAD (at most what the model's position embeddings hold).
     max_length: Optional[int] = None
     #: Subsample the training set to this many examples (seeded); None = all.
     train_examples: Optional[int] = None
@@ -153,6 +156,9 @@ class TrainConfig:
     weight_decay: float = 0.01
     warmup_ratio: float = 0.1
     max_grad_norm: float = 1.0
+    #: Divergence guard: the run stops (keeping its last good checkpoint) when the loss is not finite,
+    #: the gradient norm is not finite, or the loss exceeds this bound (None: no bound).
+    max_loss: Optional[float] = 1.0e4
     grad_accum: int = 1
     #: Evaluate every N optimizer steps; None = at the end of every epoch.
     eval_every: Optional[int] = None
@@ -269,6 +275,135 @@ def _explain(e: OmegaConfBaseException, where: str) -> BertpruneError:
     )
 
 
+#: a dotted config key (``prune.schedule.end``; a role name in targets.patterns may hold a hyphen)
+_KEY = re.compile(r"[\w-]+(\.[\w-]+)*")
+
+
+def _merge(merged: DictConfig, layer: DictConfig, where: str) -> DictConfig:
+    try:
+        return OmegaConf.merge(merged, layer)
+    except OmegaConfBaseException as e:
+        raise _explain(e, where) from e
+    except TypeError as e:  # OmegaConf's "Cannot merge incompatible container types": a list met a mapping
+        raise BertpruneError(
+            f"config error in {where}: {e} (a mapping given for a list key, or a list for a section). Run "
+            f"`bertprune finetune --help` or see the dataclasses in bertprune/config.py for the keys and their types."
+        ) from None
+
+
+def _read_recipe(path: Path) -> DictConfig:
+    """The recipe's YAML, which must be a mapping of config keys (not a list or a scalar)."""
+    try:
+        top = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
+        raise BertpruneError(f"recipe {path} is not valid YAML: {_first_line(e)}") from None
+    if top is not None and not isinstance(top, dict):
+        raise BertpruneError(
+            f"recipe {path} holds {'a list' if isinstance(top, list) else f'a single value ({top!r})'} at its top "
+            f"level; a recipe is a mapping of config keys "
+            f"such as 'train: {{lr: 3.0e-5}}' (see the recipes/ folder)"
+        )
+    try:
+        layer = OmegaConf.load(path)
+    except Exception as e:  # OmegaConf's own loader (e.g. duplicate keys, keys that are not strings)
+        raise BertpruneError(f"recipe {path} is not valid YAML: {_first_line(e)}") from None
+    for text in _strings(OmegaConf.to_container(layer, resolve=False)):
+        _refuse_resolvers(text, f"recipe {path}")
+    return layer
+
+
+def _first_line(e: Exception) -> str:
+    return str(e).splitlines()[0] if str(e).strip() else type(e).__name__
+
+
+def _strings(tree: Any) -> Iterator[str]:
+    """Every string (keys included) in a tree of dicts and lists."""
+    if isinstance(tree, str):
+        yield tree
+    elif isinstance(tree, dict):
+        for k, v in tree.items():
+            yield from _strings(k)
+            yield from _strings(v)
+    elif isinstance(tree, (list, tuple)):
+        for v in tree:
+            yield from _strings(v)
+
+
+def _uses_resolver(text: str) -> bool:
+    """Whether ``text`` calls an OmegaConf resolver (``${oc.env:HOME}``, ``${oc.decode:...}``), read with
+    OmegaConf's own grammar; a plain reference to another key (``${train.lr}``) is no resolver call."""
+    if "${" not in text:
+        return False
+    try:
+        tree = grammar_parser.parse(text)
+    except GrammarParseError:
+        return False  # OmegaConf reports the syntax error itself when it resolves the value
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, OmegaConfGrammarParser.InterpolationResolverContext):
+            return True
+        stack.extend(node.getChildren() if hasattr(node, "getChildren") else ())
+    return False
+
+
+def _refuse_resolvers(text: str, where: str) -> None:
+    """Resolvers are refused: ``${oc.env:TOKEN}`` would copy an environment variable (often a secret) into
+    the saved config.yaml and the HTML report, and the other resolvers are no more needed in a recipe."""
+    if _uses_resolver(text):
+        raise BertpruneError(
+            f"{where}: {text!r} calls an OmegaConf resolver (${{name:...}}); bertprune refuses them so that no "
+            f"environment variable (a secret, perhaps) is copied into the saved config.yaml and reports. Write the "
+            f"value itself, or pass it as an override (key=value); data folders also come from "
+            f"${GLUE_DIR_ENV}, ${SQUAD_DIR_ENV} and ${TEXT_DIR_ENV}. References to other keys (${{train.lr}}) are fine."
+        )
+
+
+def _leaves(tree: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """(dotted key, value) of every leaf of a nested dict."""
+    if isinstance(tree, dict):
+        for k, v in tree.items():
+            yield from _leaves(v, f"{prefix}{k}.")
+    elif isinstance(tree, list):
+        for i, v in enumerate(tree):
+            yield from _leaves(v, f"{prefix}{i}.")
+    else:
+        yield prefix.rstrip("."), tree
+
+
+def _check_values(cfg) -> None:
+    """No config string may hold a NUL character (no path can) and every number must be finite
+    (``nan`` passes every ``<`` check, ``inf`` steps overflow)."""
+    for key, value in _leaves(asdict(cfg)):
+        if isinstance(value, str) and "\0" in value:
+            raise BertpruneError(f"config value {key} holds a NUL character ({value!r}); remove it")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise BertpruneError(f"config value {key} is {value}; give a finite number")
+
+
+def _check_containers(obj, prefix: str = "") -> None:
+    """Elements of list and dict fields have their declared types: OmegaConf checks the fields
+    themselves but lets a nested list through (``roles: [[]]``)."""
+    hints = get_type_hints(type(obj))
+    for f in fields(obj):
+        value, key = getattr(obj, f.name), f"{prefix}{f.name}"
+        if is_dataclass(value):
+            _check_containers(value, f"{key}.")
+            continue
+        origin, args = get_origin(hints[f.name]), get_args(hints[f.name])
+        if origin is list and not all(isinstance(v, args[0]) for v in value):
+            raise BertpruneError(f"config value {key} must be a list of {args[0].__name__}, got {value!r}")
+        if origin is dict and not all(isinstance(k, args[0]) and isinstance(v, args[1]) for k, v in value.items()):
+            raise BertpruneError(f"config value {key} must map {args[0].__name__} to {args[1].__name__}, got {value!r}")
+
+
+def _absolute(path: str, key: str) -> str:
+    try:
+        return str(Path(path).expanduser().resolve())
+    except (RuntimeError, OSError) as e:  # e.g. ~nosuchuser/...: no home folder to expand
+        raise BertpruneError(f"{key}={path!r} is not a usable path ({e}); give an absolute path") from None
+
+
 def load_config(
     recipe: str | Path | None = None, overrides: Sequence[str] = (), schema: type = RunConfig
 ):
@@ -278,24 +413,27 @@ def load_config(
         path = Path(recipe)
         if not path.is_file():
             raise BertpruneError(f"recipe not found: {path}")
-        try:
-            layer = OmegaConf.load(path)
-        except Exception as e:
-            raise BertpruneError(f"recipe {path} is not valid YAML: {e}") from e
-        try:
-            merged = OmegaConf.merge(merged, layer)
-        except OmegaConfBaseException as e:
-            raise _explain(e, f"recipe {path}") from e
+        merged = _merge(merged, _read_recipe(path), f"recipe {path}")
     for item in overrides:
         if "=" not in item or item.startswith("="):
             raise BertpruneError(f"override {item!r} is not of the form key.sub=value (e.g. train.lr=3e-5)")
         key, value = item.split("=", 1)
+        if not _KEY.fullmatch(key):  # OmegaConf's key parser fails with an IndexError on e.g. "["
+            raise BertpruneError(f"override {item!r}: {key!r} is not a config key; keys are dotted names such as "
+                                 f"train.lr or prune.schedule.end")
+        _refuse_resolvers(value, f"override {item!r}")
         if re.fullmatch(r"\d+(:\d+)+", value.strip()):  # YAML 1.1 would read 2:4 as the number 124
             item = f"{key}='{value.strip()}'"
         try:
-            merged = OmegaConf.merge(merged, OmegaConf.from_dotlist([item]))
+            layer = OmegaConf.from_dotlist([item])
+        except yaml.YAMLError as e:  # from_dotlist parses the value as YAML
+            raise BertpruneError(
+                f"override {item!r}: the value is not valid YAML ({str(e).splitlines()[0]}). Quote it, "
+                f"e.g. {key}='...' (in a shell: \"{key}='...'\")"
+            ) from None
         except OmegaConfBaseException as e:
             raise _explain(e, f"override {item!r}") from e
+        merged = _merge(merged, layer, f"override {item!r}")
     try:
         cfg = OmegaConf.to_object(merged)
     except OmegaConfBaseException as e:
@@ -306,9 +444,11 @@ def load_config(
         cfg.data.squad_dir = os.environ.get(SQUAD_DIR_ENV) or None
     if hasattr(cfg, "data") and hasattr(cfg.data, "text_dir") and not cfg.data.text_dir and not cfg.data.hub_dataset:
         cfg.data.text_dir = os.environ.get(TEXT_DIR_ENV) or None
+    _check_values(cfg)  # before any string becomes a path: the OS refuses NUL characters with a ValueError
+    _check_containers(cfg)
     prune = getattr(cfg, "prune", None)
     if prune is not None and prune.mask:  # absolute: the run's report finds it from anywhere
-        prune.mask = str(Path(prune.mask).expanduser().resolve())
+        prune.mask = _absolute(prune.mask, "prune.mask")
     validate(cfg)
     return cfg
 
@@ -435,8 +575,10 @@ def validate(cfg) -> None:
                 raise BertpruneError(f"train.{key} must be >= 1, got {getattr(train, key)}")
         if train.epochs <= 0 and train.max_steps is None:
             raise BertpruneError("train.epochs must be > 0 (or set train.max_steps)")
-        if train.lr <= 0:
-            raise BertpruneError(f"train.lr must be > 0, got {train.lr}")
+        if not (math.isfinite(train.lr) and train.lr > 0):
+            raise BertpruneError(f"train.lr must be a finite number > 0, got {train.lr}")
+        if train.max_loss is not None and not train.max_loss > 0:
+            raise BertpruneError(f"train.max_loss must be > 0 (or null for no bound), got {train.max_loss}")
         if train.max_grad_norm <= 0:
             raise BertpruneError(f"train.max_grad_norm must be > 0 (a large value, e.g. 1e9, turns clipping off), got {train.max_grad_norm}")
         if not 0.0 <= train.warmup_ratio < 1.0:

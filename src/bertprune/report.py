@@ -28,6 +28,7 @@ from safetensors import safe_open
 
 from .errors import BertpruneError
 from .masks import MASK_FILE, Masks
+from .models import check_safetensors_file
 from .targets import ROLE_PATTERNS, ROLES, classify
 
 _PER_SEQUENCE = re.compile(r"(^|\.)(pooler|classifier|pre_classifier)\.")
@@ -57,6 +58,7 @@ def read_weights(path: str | Path) -> dict[str, torch.Tensor]:
         raise BertpruneError(f"no .safetensors weights in {p}; bertprune reads safetensors only (no pickle files)")
     out: dict[str, torch.Tensor] = {}
     for f in files:
+        check_safetensors_file(f)  # a text file or a truncated download: one message naming it
         with safe_open(str(f), framework="pt") as fh:
             for k in fh.keys():
                 out[k] = fh.get_tensor(k)
@@ -66,7 +68,11 @@ def read_weights(path: str | Path) -> dict[str, torch.Tensor]:
 def _model_type(folder: Path, names: list[str]) -> str | None:
     cfg = folder / "config.json"
     if cfg.is_file():
-        mt = json.loads(cfg.read_text()).get("model_type")
+        try:
+            config = json.loads(cfg.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise BertpruneError(f"{cfg} is not valid JSON ({e}); restore the checkpoint's config.json") from None
+        mt = config.get("model_type") if isinstance(config, dict) else None
         if mt in ROLE_PATTERNS:
             return mt
     # no or unknown config: the pattern set that matches the most names
@@ -95,7 +101,9 @@ def sparsity_report(path: str | Path, seq_len: int = 128, patterns: dict[str, st
     table = dict(ROLE_PATTERNS.get(model_type or "", {}))
     table.update(patterns or {})
     mask_path = root / MASK_FILE
-    masks = Masks.load(mask_path) if mask_path.is_file() else None
+    masks = None  # names the weights lack are reported below (missing_tensors), other shapes are refused
+    if mask_path.is_file():
+        masks = Masks.load(mask_path).check_against(weights, mask_path, every_name=False)
 
     matrices, layers = [], defaultdict(dict)
     enc_params = enc_nonzero = 0
@@ -162,7 +170,8 @@ def sparsity_report(path: str | Path, seq_len: int = 128, patterns: dict[str, st
     if masks is not None:
         report["mask"] = _mask_check(masks, weights, mask_path)
     if universal_mask is not None:
-        report["universal_mask"] = _universal_check(Masks.load(universal_mask), masks, weights, table, universal_mask)
+        universal = Masks.load(universal_mask).check_against(weights, universal_mask, every_name=False)
+        report["universal_mask"] = _universal_check(universal, masks, weights, table, universal_mask)
     return report
 
 
@@ -173,10 +182,12 @@ def _run_fixed_mask(folder: Path) -> str | None:
     for cfg in (folder.parent / "config.yaml", folder / "config.yaml"):
         if cfg.is_file():
             try:
-                mask = ((yaml.safe_load(cfg.read_text()) or {}).get("prune") or {}).get("mask")
-            except yaml.YAMLError:
-                return None
-            return mask if mask and Path(mask).is_file() else None
+                saved = yaml.safe_load(cfg.read_text(encoding="utf-8"))
+            except (yaml.YAMLError, UnicodeDecodeError):
+                return None  # not a run's config: no fixed mask to compare with
+            prune = saved.get("prune") if isinstance(saved, dict) else None
+            mask = prune.get("mask") if isinstance(prune, dict) else None
+            return mask if isinstance(mask, str) and mask and Path(mask).is_file() else None
     return None
 
 

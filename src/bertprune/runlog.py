@@ -7,6 +7,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+from . import faultpoints
+
 
 def _clean(x: Any) -> Any:
     if isinstance(x, float):
@@ -14,6 +16,15 @@ def _clean(x: Any) -> Any:
     if isinstance(x, dict):
         return {k: _clean(v) for k, v in x.items()}
     return x
+
+
+def _parse(line: str) -> dict[str, Any] | None:
+    """A record, or None for a line a crash tore in half (only the last line can be)."""
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return None
+    return record if isinstance(record, dict) else None
 
 
 class MetricsLog:
@@ -26,17 +37,27 @@ class MetricsLog:
     def write(self, record: dict[str, Any]) -> None:
         if not self.enabled:
             return
+        line = json.dumps(_clean(record)) + "\n"
         with open(self.path, "a") as f:
-            f.write(json.dumps(_clean(record)) + "\n")
+            if faultpoints.hit("metrics.midline"):  # the fault tests' torn line
+                f.write(line[: len(line) // 2])
+                f.flush()
+                faultpoints.kill()
+            f.write(line)
 
     def truncate_after(self, step: int) -> None:
-        """Drop records past ``step`` (a resumed run re-does those steps and logs them again)."""
+        """Drop records past ``step`` (a resumed run re-does those steps and logs them again) and
+        any line a crash tore; the file is replaced atomically."""
         if not self.enabled or not self.path.exists():
             return
-        keep = [line for line in self.path.read_text().splitlines() if line and json.loads(line).get("step", 0) <= step]
-        self.path.write_text("".join(line + "\n" for line in keep))
+        from .checkpoint import write_text
+
+        keep = [line for line in self.path.read_text(errors="replace").splitlines()
+                if (r := _parse(line)) is not None and r.get("step", 0) <= step]
+        write_text(self.path, "".join(line + "\n" for line in keep))
 
     def read(self) -> list[dict[str, Any]]:
         if not self.path.exists():
             return []
-        return [json.loads(line) for line in self.path.read_text().splitlines() if line.strip()]
+        records = (_parse(line) for line in self.path.read_text(errors="replace").splitlines() if line.strip())
+        return [r for r in records if r is not None]

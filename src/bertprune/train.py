@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import shutil
 import statistics
 import time
@@ -33,12 +32,13 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from . import checkpoint as ckpt
-from .config import save_config
-from .errors import BertpruneError
+from . import faultpoints
+from .config import to_yaml
+from .errors import BertpruneError, DivergenceError
 from .masks import MASK_FILE
 from .methods import PruningMethod, build_method
 from .report import write_report
-from .rundir import BEST, CHECKPOINTS, CONFIG_FILE, FINAL, RESULTS_FILE, check_output_dir
+from .rundir import BEST, CHECKPOINTS, CONFIG_FILE, FINAL, RESULTS_FILE, check_output_dir, mark_run_dir, remove_run_dir
 from .runlog import MetricsLog
 from .schedules import lr_factor
 from .tasks.base import Task
@@ -51,8 +51,10 @@ class Progress:
     step: int = 0  # optimizer steps done
     epoch: int = 0
     offset: int = 0  # training examples of this epoch already consumed
-    best: float | None = None  # best headline metric once the target sparsity was reached
+    best: float | None = None  # best headline metric (0-100) once the target sparsity was reached
     best_step: int | None = None
+    best_eval: dict[str, Any] | None = None  # the evaluation of best_step, in the units of results' "final"
+    losses: list[float] = field(default_factory=list)  # micro-batch losses since the last log line
     train_seconds: float = 0.0
     step_seconds: list[float] = field(default_factory=list)
     prune_seconds: list[float] = field(default_factory=list)
@@ -150,8 +152,7 @@ def train_step(model, batch: dict, method: PruningMethod, optimizer, scheduler, 
     """
     with accelerator.accumulate(model) if accelerator is not None else nullcontext():
         with accelerator.autocast() if accelerator is not None else nullcontext():
-            outputs = model(**batch, **method.forward_kwargs())
-            loss = method.loss(outputs.loss, outputs, batch)
+            loss = forward_loss(model, batch, method)
         if accelerator is not None:
             accelerator.backward(loss)
             if not accelerator.sync_gradients:
@@ -166,17 +167,48 @@ def train_step(model, batch: dict, method: PruningMethod, optimizer, scheduler, 
             params = model.parameters()
             grad_norm = float(accelerator.clip_grad_norm_(params, max_grad_norm) if accelerator is not None
                               else torch.nn.utils.clip_grad_norm_(params, max_grad_norm))
-        hook_start = time.perf_counter()
-        method.before_optimizer_step()
-        hook_seconds = time.perf_counter() - hook_start
-        optimizer.step()
-        hook_start = time.perf_counter()
-        method.after_step(next_step, optimizer)
-        hook_seconds += time.perf_counter() - hook_start
+        hook_seconds = optimizer_step(method, optimizer.step, next_step, optimizer)
         if scheduler is not None:
             scheduler.step()
         optimizer.zero_grad()
     return StepResult(loss.detach(), True, grad_norm, hook_seconds)
+
+
+def forward_loss(model, batch: dict, method: PruningMethod) -> torch.Tensor:
+    """The training loss of one batch: the model's own (task) loss, to which the method adds its
+    terms (distillation runs the teacher here). Shared with the Hugging Face Trainer integration."""
+    outputs = model(**batch, **method.forward_kwargs())
+    return method.loss(outputs.loss, outputs, batch)
+
+
+def optimizer_step(method: PruningMethod, step, next_step: int, optimizer=None) -> float:
+    """One optimizer step ``step()`` with the pruning hooks around it, in the order every driver
+    shares (bertprune's loop and the Hugging Face Trainer callback): criteria read the clipped
+    gradients first, masks are updated and re-applied right after the weights move. Returns the
+    seconds spent in the hooks."""
+    start = time.perf_counter()
+    method.before_optimizer_step()
+    seconds = time.perf_counter() - start
+    step()
+    start = time.perf_counter()
+    method.after_step(next_step, optimizer)
+    return seconds + time.perf_counter() - start
+
+
+def non_finite_parameters(model) -> list[str]:
+    """Names of parameters holding NaN or inf (a diverged model must never be saved)."""
+    return [n for n, p in model.named_parameters() if not bool(torch.isfinite(p).all())]
+
+
+def divergence(loss: float, grad_norm: float | None, max_loss: float | None) -> str | None:
+    """Why this step counts as diverged (None: it does not). ``loss``: the micro-batch's loss."""
+    if not math.isfinite(loss):
+        return f"the loss is {loss}"
+    if grad_norm is not None and not math.isfinite(grad_norm):
+        return f"the gradient norm is {grad_norm}"
+    if max_loss is not None and loss > max_loss:
+        return f"the loss {loss:.4g} exceeds train.max_loss={max_loss:g}"
+    return None
 
 
 def make_lr_scheduler(optimizer, train_cfg, total_steps: int, method: PruningMethod) -> torch.optim.lr_scheduler.LambdaLR:
@@ -201,6 +233,9 @@ def evaluate(task: Task, model, loaders, accelerator) -> dict[str, Any]:
 def save_hf_checkpoint(folder: Path, model, tokenizer, masks, task: Task, extra: dict[str, Any] | None = None) -> None:
     """A plain Hugging Face checkpoint (zeros baked in), the mask, and a metrics file, atomically."""
 
+    if bad := non_finite_parameters(model):  # the divergence guard stops earlier; this is the last line
+        raise DivergenceError(f"refusing to save {folder}: non-finite weights in {bad[:3]}")
+
     def write(tmp: Path):
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
@@ -216,6 +251,8 @@ def save_hf_checkpoint(folder: Path, model, tokenizer, masks, task: Task, extra:
 def save_training_state(root: Path, accelerator, model, optimizer, scheduler, method, progress: Progress) -> None:
     name = f"step-{progress.step:08d}"
     tmp = root / f".{name}.tmp"
+    if bad := non_finite_parameters(accelerator.unwrap_model(model)):
+        raise DivergenceError(f"refusing to write checkpoint {name}: non-finite weights in {bad[:3]}")
     if accelerator.is_main_process:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
@@ -229,8 +266,7 @@ def save_training_state(root: Path, accelerator, model, optimizer, scheduler, me
         ckpt.write_json(tmp / "progress.json", asdict(progress))
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        os.replace(tmp, root / name)
-        ckpt.publish(root, name)
+        ckpt.install(tmp, root, name)  # sealed, renamed into place, published; the two newest kept
     accelerator.wait_for_everyone()
 
 
@@ -259,9 +295,14 @@ def train(cfg, task: Task, resume: bool = False, overwrite: bool = False, quiet:
         raise BertpruneError(
             f"train.batch_size={cfg.train.batch_size} must be divisible by the {accelerator.num_processes} processes"
         )
+    if action == "finished":  # --resume on a finished run: nothing to redo, nothing to truncate
+        return finished_results(out, main, quiet)
     accelerator.wait_for_everyone()
-    if action == "replace" and main:
-        shutil.rmtree(out)
+    if action == "resume" and main:
+        recovered = ckpt.recover_run_dir(out, (BEST, FINAL)) + ckpt.clean_checkpoints(out / CHECKPOINTS)
+        if recovered and not quiet:
+            tqdm.write(f"{out}: tidied after an interrupted run: {'; '.join(recovered)}")
+    accelerator.wait_for_everyone()
     set_seed(cfg.train.seed)
 
     built = task.build(accelerator)
@@ -277,8 +318,11 @@ def train(cfg, task: Task, resume: bool = False, overwrite: bool = False, quiet:
     last = ckpt.latest_checkpoint(out / CHECKPOINTS) if action == "resume" else None
     log = MetricsLog(out / "metrics.jsonl", enabled=main)
     if main:
-        out.mkdir(parents=True, exist_ok=True)
-        save_config(cfg, out / CONFIG_FILE)
+        if action == "replace":  # only now: a set-up error above must not cost the old run
+            remove_run_dir(out)
+        if action != "resume":
+            mark_run_dir(out)
+        ckpt.write_text(out / CONFIG_FILE, to_yaml(cfg))
 
     progress = Progress()
     if last is None:  # a fresh run: the task may prepare the model (e.g. train a missing head)
@@ -300,7 +344,6 @@ def train(cfg, task: Task, resume: bool = False, overwrite: bool = False, quiet:
     unwrapped = accelerator.unwrap_model(model)
     bar = tqdm(total=total_steps, initial=progress.step, disable=not main or quiet, desc=f"{task.name} {method.name}")
     last_eval: dict[str, Any] | None = None
-    losses: list[float] = []
 
     # --- the loop ---------------------------------------------------------------------------------
     model.train()
@@ -320,7 +363,12 @@ def train(cfg, task: Task, resume: bool = False, overwrite: bool = False, quiet:
             progress.offset += cfg.train.batch_size
             if progress.offset >= len(train_set):  # a checkpoint taken now resumes at the next epoch
                 progress.epoch, progress.offset = progress.epoch + 1, 0
-            losses.append(result.loss.float().item())
+            loss = result.loss.float().item()
+            if (why := divergence(loss, result.grad_norm, cfg.train.max_loss)) is not None or accelerator.num_processes > 1:
+                why = agree_on_divergence(accelerator, why)
+            if why is not None:  # stop before anything diverged is saved: the last checkpoint stays the last good one
+                raise diverged(out, log, progress, why, cfg)
+            progress.losses.append(loss)
             if not result.stepped:
                 continue
             progress.step += 1
@@ -335,7 +383,7 @@ def train(cfg, task: Task, resume: bool = False, overwrite: bool = False, quiet:
                 record = {
                     "step": progress.step,
                     "epoch": progress.epoch + progress.offset / len(train_set),
-                    "loss": float(np.mean(losses)),
+                    "loss": float(np.mean(progress.losses)),
                     "lr": scheduler.get_last_lr()[0],
                     "grad_norm": float(grad_norm),
                     "target_sparsity": method.target_sparsity(progress.step),
@@ -344,7 +392,7 @@ def train(cfg, task: Task, resume: bool = False, overwrite: bool = False, quiet:
                 }
                 log.write(record)
                 bar.set_postfix(loss=f"{record['loss']:.4f}", sparsity=f"{record['sparsity']:.3f}")
-                losses.clear()
+                progress.losses.clear()
 
             if progress.step % eval_every == 0 or progress.step == total_steps:
                 last_eval = {"step": progress.step, **evaluate(task, model, eval_loaders, accelerator)}
@@ -354,7 +402,7 @@ def train(cfg, task: Task, resume: bool = False, overwrite: bool = False, quiet:
                     tqdm.write(f"step {progress.step}: dev {task.main_metric}={score:.2f} "
                                f"sparsity={method.log_metrics()['sparsity']:.4f}")
                 if method.reached_target(progress.step) and (progress.best is None or score > progress.best):
-                    progress.best, progress.best_step = score, progress.step
+                    progress.best, progress.best_step, progress.best_eval = score, progress.step, last_eval
                     if main:
                         save_hf_checkpoint(out / BEST, unwrapped, tokenizer, method.masks, task, {"eval": last_eval})
             if progress.step % save_every == 0 and progress.step < total_steps:
@@ -377,8 +425,10 @@ def train(cfg, task: Task, resume: bool = False, overwrite: bool = False, quiet:
         "method": method.name,
         "target_sparsity": cfg.prune.sparsity,
         "main_metric": task.main_metric,
-        "final": last_eval,
-        "best": {"step": progress.best_step, task.main_metric: progress.best},
+        "final": last_eval,  # raw metrics (e.g. accuracy 0.5625), as the task computes them
+        "best": progress.best_eval,  # the same units: the evaluation of the best step (None before the target)
+        # the headline metric on the 0-100 scale of the tables, for both
+        "headline": {"metric": task.main_metric, "final": task.headline(last_eval), "best": progress.best},
         "steps": progress.step,
         "train_examples": len(train_set),
         "train_seconds": progress.train_seconds,
@@ -393,11 +443,44 @@ def train(cfg, task: Task, resume: bool = False, overwrite: bool = False, quiet:
         report = write_report(out, out, seq_len=task.seq_len)
         results["achieved_sparsity"] = report["sparsity"]["targeted"]
         results["nonzero_encoder_params"] = report["params"]["encoder_linear_nonzero"]
-        ckpt.write_json(out / RESULTS_FILE, results)
-        shutil.rmtree(out / CHECKPOINTS, ignore_errors=True)
+        faultpoints.reach("end.final")
+        ckpt.write_json(out / RESULTS_FILE, results)  # from here on the run is finished
+        ckpt.remove_checkpoints(out / CHECKPOINTS)
     accelerator.wait_for_everyone()
     accelerator.end_training()
     return results
+
+
+def agree_on_divergence(accelerator, why: str | None) -> str | None:
+    """On several processes every one must stop together (a lone rank would leave the others
+    waiting in the next collective): any rank's divergence stops all."""
+    if accelerator.num_processes == 1:
+        return why
+    flags = accelerator.gather(torch.tensor([why is not None], device=accelerator.device))
+    return why or ("another process diverged" if bool(flags.any()) else None)
+
+
+def diverged(out: Path, log: MetricsLog, progress: Progress, why: str, cfg) -> DivergenceError:
+    """The error that stops a diverged run, after logging it; nothing else is written."""
+    log.write({"step": progress.step + 1, "diverged": why})
+    last = ckpt.latest_checkpoint(out / CHECKPOINTS)
+    kept = (f"the last good checkpoint, {last.relative_to(out)} (step {int(last.name.split('-')[1])}), is kept"
+            if last is not None else "no checkpoint had been written yet")
+    return DivergenceError(
+        f"training diverged at step {progress.step + 1}: {why} (train.lr={cfg.train.lr:g}). The run in {out} stopped; "
+        f"{kept} and no diverged weights were saved. Start again with a lower train.lr (or a larger "
+        f"train.max_loss if the loss is legitimately large) in a new --output-dir or with --overwrite."
+    )
+
+
+def finished_results(out: Path, main: bool, quiet: bool) -> dict[str, Any]:
+    """``--resume`` on a finished run: its results, after removing what an interrupted clean-up left."""
+    if main:
+        ckpt.recover_run_dir(out, (BEST, FINAL))
+        ckpt.remove_checkpoints(out / CHECKPOINTS)
+        if not quiet:
+            tqdm.write(f"{out} already finished; nothing to resume (results: {out / RESULTS_FILE})")
+    return json.loads((out / RESULTS_FILE).read_text())
 
 
 def downstream_task(cfg) -> Task:

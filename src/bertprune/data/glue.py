@@ -14,6 +14,7 @@ files both parse; every row must have as many fields as its header.
 from __future__ import annotations
 
 import csv
+import math
 import random
 import sys
 from dataclasses import dataclass, field
@@ -97,8 +98,7 @@ def read_tsv(path: str | Path, task: GlueTask) -> Dataset:
             f"official GLUE layout, holding {task.folder}/train.tsv and {task.folder}/dev.tsv; "
             f"leave both unset to download {task.name} from the Hugging Face hub."
         )
-    with open(path, encoding="utf-8-sig", newline="") as f:  # utf-8-sig drops MRPC's byte-order mark
-        rows = [r for r in csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE) if r and any(c.strip() for c in r)]
+    rows = _read_rows(path)
     if not rows:
         raise BertpruneError(f"{path} is empty; expected the {task.folder} {'header and ' if task.tsv_header else ''}rows")
 
@@ -138,13 +138,38 @@ def read_tsv(path: str | Path, task: GlueTask) -> Dataset:
     return Dataset.from_dict(columns)
 
 
+def _read_rows(path: Path) -> list[list[str]]:
+    """The non-blank rows of a TSV file, refusing what is not UTF-8 text (a binary or zipped file)."""
+    rows = []
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as f:  # utf-8-sig drops MRPC's byte-order mark
+            reader = csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
+            for row in reader:
+                if any("\0" in field for field in row):  # Python >= 3.11's csv reads NUL bytes silently
+                    raise csv.Error("a NUL byte")
+                if row and any(c.strip() for c in row):
+                    rows.append(row)
+    except UnicodeDecodeError as e:
+        raise BertpruneError(
+            f"{path} is not UTF-8 text (byte {e.start}: {e.reason}); is it a binary, compressed or differently "
+            f"encoded file? GLUE files are UTF-8 TSV: unpack or re-encode it (e.g. iconv -t UTF-8)."
+        ) from None
+    except csv.Error as e:
+        raise BertpruneError(f"{path}, line {reader.line_num}: {e}; GLUE files are UTF-8 text without NUL bytes. "
+                             f"Is it a binary file?") from None
+    return rows
+
+
 def _parse_label(raw: str, task: GlueTask, path: Path, line: int):
     raw = raw.strip()
     if task.labels is None:
         try:
-            return float(raw)
+            score = float(raw)
         except ValueError:
-            raise BertpruneError(f"{path}, line {line}: score {raw!r} is not a number ({task.folder} scores are 0-5)") from None
+            score = math.nan
+        if not math.isfinite(score):  # float() also reads "nan" and "inf", which would poison the loss
+            raise BertpruneError(f"{path}, line {line}: score {raw!r} is not a number ({task.folder} scores are 0-5)")
+        return score
     if raw not in task.labels:
         raise BertpruneError(f"{path}, line {line}: label {raw!r} is not one of {list(task.labels)} ({task.folder})")
     return task.labels.index(raw)
@@ -206,11 +231,32 @@ def load_glue(task_name: str, glue_dir: str | None, train_examples=None, eval_ex
     )
 
 
+#: The longest text a token can stand for. BERT's WordPiece turns a word of more than
+#: ``max_input_chars_per_word`` = 100 characters into one [UNK], and a shorter word into at most as many
+#: tokens as it has characters, so every token covers at most 100 characters (byte-level BPE and
+#: SentencePiece pieces are shorter still).
+CHARS_PER_TOKEN = 100
+
+
+def cut_text(text: str, max_length: int) -> str:
+    """The head of ``text`` that holds its first ``max_length`` tokens: ``max_length`` × 100 characters.
+
+    Tokenizers truncate only after tokenizing the whole text, so one 20 MB row would cost gigabytes of
+    token objects and offsets for 128 kept tokens; the cut bounds that by ``max_length``. The rule keeps
+    every kept token (see :data:`CHARS_PER_TOKEN`); only a text with runs of thousands of spaces (which
+    give no tokens) could lose tokens it would have kept. One more difference, in pairs whose two texts
+    both exceed half the budget: truncation gives an odd leftover token to the longer text, and cutting
+    can change which text that is, so one token may move from one text to the other."""
+    limit = CHARS_PER_TOKEN * max_length
+    return text if len(text) <= limit else text[:limit]
+
+
 def tokenize(ds: Dataset, tokenizer, task: GlueTask, max_length: int) -> Dataset:
     """Token ids (no padding: the collator pads each batch to its longest row) and ``labels``."""
 
     def encode(batch):
-        args = (batch["text_a"],) if not task.is_pair else (batch["text_a"], batch["text_b"])
+        a = [cut_text(t, max_length) for t in batch["text_a"]]
+        args = (a,) if not task.is_pair else (a, [cut_text(t, max_length) for t in batch["text_b"]])
         enc = tokenizer(*args, truncation=True, max_length=max_length)
         enc["labels"] = batch["label"]
         return enc

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from datasets import Dataset
 
@@ -17,7 +18,11 @@ from ..errors import BertpruneError
 
 
 def read_squad(path: str | Path) -> Dataset:
-    """Examples of an official SQuAD v1.1 JSON file: id, title, context, question, answers."""
+    """Examples of an official SQuAD v1.1 JSON file: id, title, context, question, answers.
+
+    Every field is checked for its type (a wrong one is refused with the file, the question id and the
+    field), every question must have at least one answer (v1.1 has no unanswerable questions), and
+    every answer must sit at its ``answer_start`` in the context."""
     path = Path(path)
     if not path.is_file():
         raise BertpruneError(
@@ -26,35 +31,105 @@ def read_squad(path: str | Path) -> Dataset:
         )
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise BertpruneError(f"{path} is not JSON: {e}") from e
-    rows = {"id": [], "title": [], "context": [], "question": [], "answers": []}
-    try:
-        for article in data["data"]:
-            for paragraph in article["paragraphs"]:
-                context = paragraph["context"]
-                for qa in paragraph["qas"]:
-                    texts = [a["text"] for a in qa["answers"]]
-                    starts = [int(a["answer_start"]) for a in qa["answers"]]
-                    for t, s in zip(texts, starts):
-                        if context[s : s + len(t)] != t:
-                            raise BertpruneError(
-                                f"{path}: question {qa['id']}: answer {t!r} is not at character {s} of its context "
-                                f"(found {context[s:s + len(t)]!r}); the file is corrupted or not SQuAD v1.1"
-                            )
-                    rows["id"].append(qa["id"])
-                    rows["title"].append(article.get("title", ""))
-                    rows["context"].append(context)
-                    rows["question"].append(qa["question"])
-                    rows["answers"].append({"text": texts, "answer_start": starts})
-    except (KeyError, TypeError) as e:
-        raise BertpruneError(
-            f"{path} is not in the SQuAD v1.1 layout (data → paragraphs → context/qas → id/question/answers): "
-            f"missing {e}"
-        ) from e
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
+        raise BertpruneError(f"{path} is not JSON: {e}") from None
+    rows: dict[str, list] = {"id": [], "title": [], "context": [], "question": [], "answers": []}
+    seen: set[str] = set()
+    layout = _Layout(path)
+    top = layout.mapping(data, "the top level")
+    for i, article in enumerate(layout.items(top, "data", "the top level")):
+        where = f"data[{i}]"
+        article = layout.mapping(article, where)
+        title = layout.text(article.get("title", ""), f"{where}.title")
+        for j, paragraph in enumerate(layout.items(article, "paragraphs", where)):
+            where_p = f"{where}.paragraphs[{j}]"
+            paragraph = layout.mapping(paragraph, where_p)
+            context = layout.text(layout.field(paragraph, "context", where_p), f"{where_p}.context")
+            for k, qa in enumerate(layout.items(paragraph, "qas", where_p)):
+                qid, question, answers = _question(layout, qa, context, f"{where_p}.qas[{k}]")
+                if qid in seen:
+                    raise BertpruneError(f"{path}: question id {qid!r} appears twice; ids must be unique (predictions are keyed by id)")
+                seen.add(qid)
+                rows["id"].append(qid)
+                rows["title"].append(title)
+                rows["context"].append(context)
+                rows["question"].append(question)
+                rows["answers"].append(answers)
     if not rows["id"]:
         raise BertpruneError(f"{path} holds no questions")
     return Dataset.from_dict(rows)
+
+
+class _Layout:
+    """Type checks of the SQuAD v1.1 layout (data → paragraphs → context/qas → id/question/answers);
+    each failure names the file and the place, and says what was expected."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def fail(self, where: str, what: str) -> BertpruneError:
+        return BertpruneError(
+            f"{self.path}: {where}: {what}. The file is not in the SQuAD v1.1 layout (data → paragraphs → "
+            f"context/qas → id/question/answers → text/answer_start); fix that entry or use the official file."
+        )
+
+    def mapping(self, value: Any, where: str) -> dict:
+        if not isinstance(value, dict):
+            raise self.fail(where, f"expected a JSON object, found {_json_type(value)}")
+        return value
+
+    def field(self, obj: dict, key: str, where: str) -> Any:
+        if key not in obj:
+            raise self.fail(where, f"missing {key!r}")
+        return obj[key]
+
+    def items(self, obj: dict, key: str, where: str) -> list:
+        value = self.field(obj, key, where)
+        if not isinstance(value, list):
+            raise self.fail(where, f"{key!r} must be a list, found {_json_type(value)}")
+        return value
+
+    def text(self, value: Any, where: str) -> str:
+        if not isinstance(value, str):
+            raise self.fail(where, f"expected a string, found {_json_type(value)}")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:  # a lone \ud800-style escape: no text can hold it
+            raise self.fail(where, "the string holds an unpaired surrogate escape (\\udXXX)") from None
+        return value
+
+
+def _question(layout: _Layout, qa: Any, context: str, where: str) -> tuple[str, str, dict]:
+    """(id, question, answers) of one ``qas`` entry, checked; errors name the question by its id."""
+    qa = layout.mapping(qa, where)
+    qid = layout.text(layout.field(qa, "id", where), f"{where}.id")
+    where = f"question {qid!r} ({where})"
+    question = layout.text(layout.field(qa, "question", where), f"{where}: question")
+    answers = layout.items(qa, "answers", where)
+    if not answers:
+        raise layout.fail(where, "no answers; every SQuAD v1.1 question has at least one (v2.0's unanswerable "
+                                 "questions are not supported)")
+    texts, starts = [], []
+    for n, answer in enumerate(answers):
+        at = f"{where}: answers[{n}]"
+        answer = layout.mapping(answer, at)
+        text = layout.text(layout.field(answer, "text", at), f"{at}.text")
+        start = layout.field(answer, "answer_start", at)
+        if not isinstance(start, int) or isinstance(start, bool) or start < 0:
+            raise layout.fail(at, f"answer_start must be a character offset (an integer >= 0), found {start!r}")
+        if not text or context[start : start + len(text)] != text:
+            raise BertpruneError(
+                f"{layout.path}: {where}: answer {text!r} is not at character {start} of its context "
+                f"(found {context[start:start + len(text)]!r}); the file is corrupted or not SQuAD v1.1"
+            )
+        texts.append(text)
+        starts.append(start)
+    return qid, question, {"text": texts, "answer_start": starts}
+
+
+def _json_type(value: Any) -> str:
+    names = {dict: "an object", list: "a list", str: "a string", bool: "a boolean", int: "a number", float: "a number"}
+    return "null" if value is None else f"{names.get(type(value), type(value).__name__)} ({json.dumps(value)[:40]})"
 
 
 def load_squad_hub(split: str) -> Dataset:
@@ -73,15 +148,38 @@ def _encode(tokenizer, examples, max_length: int, stride: int):
     if not getattr(tokenizer, "is_fast", False):
         raise BertpruneError("SQuAD features need a fast tokenizer (offset mappings); the model folder needs tokenizer.json")
     pad_right = tokenizer.padding_side == "right"
+    questions = _short_questions(tokenizer, [q.lstrip() for q in examples["question"]], max_length, stride)
     return tokenizer(
-        [q.lstrip() for q in examples["question"]] if pad_right else examples["context"],
-        examples["context"] if pad_right else [q.lstrip() for q in examples["question"]],
+        questions if pad_right else examples["context"],
+        examples["context"] if pad_right else questions,
         truncation="only_second" if pad_right else "only_first",
         max_length=max_length,
         stride=stride,
         return_overflowing_tokens=True,
         return_offsets_mapping=True,
     )
+
+
+def _short_questions(tokenizer, questions: list[str], max_length: int, stride: int) -> list[str]:
+    """Questions cut to the tokens that leave a window room for ``stride + 1`` context tokens.
+
+    The tokenizer cuts only the context, so a question longer than that fails the whole batch (the
+    fast tokenizer even panics when the stride does not fit). BERT's SQuAD recipe cut questions the same
+    way (``max_query_length``); official questions are far shorter and pass unchanged."""
+    room = max_length - tokenizer.num_special_tokens_to_add(pair=True) - stride - 1
+    if room < 1:
+        raise BertpruneError(f"data.max_length={max_length} leaves no room for a question beside data.doc_stride={stride} "
+                             f"context tokens; raise data.max_length or lower data.doc_stride")
+    offsets = tokenizer(questions, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+    out = []
+    for question, spans in zip(questions, offsets):
+        keep = room
+        while len(spans) > room and keep > 0:  # cut at a token's end; a cut word may re-tokenize into more pieces
+            question = question[: spans[keep - 1][1]]
+            spans = tokenizer(question, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+            keep -= 1
+        out.append(question if len(spans) <= room else "")
+    return out
 
 
 def train_features(examples: Dataset, tokenizer, max_length: int = 384, stride: int = 128) -> Dataset:
@@ -98,11 +196,11 @@ def train_features(examples: Dataset, tokenizer, max_length: int = 384, stride: 
             a_end = a_start + len(answers["text"][0])
             seq = enc.sequence_ids(i)
             ctx = [k for k, s in enumerate(seq) if s == 1]
-            first, last = ctx[0], ctx[-1]
-            if offsets[first][0] > a_start or offsets[last][1] < a_end:  # not wholly inside this window
+            if not ctx or offsets[ctx[0]][0] > a_start or offsets[ctx[-1]][1] < a_end:  # not wholly inside this window
                 starts.append(0)
                 ends.append(0)
                 continue
+            first, last = ctx[0], ctx[-1]
             s = first
             while s <= last and offsets[s][0] <= a_start:
                 s += 1

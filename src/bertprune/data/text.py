@@ -47,7 +47,7 @@ def read_documents(text_dir: str | None = None, files: Sequence[str] = (), hub_d
     if text_dir:
         if not Path(text_dir).is_dir():
             raise BertpruneError(f"text folder not found: {text_dir}. Pass --text-dir with .txt files (e.g. ../shared/data/text)")
-        paths += sorted(glob.glob(str(Path(text_dir) / "*.txt")))
+        paths += sorted(f for f in glob.glob(str(Path(text_dir) / "*.txt")) if Path(f).is_file())  # not a folder a.txt/
         if not paths:
             raise BertpruneError(f"no .txt files in {text_dir}; the masked-LM stage reads *.txt, one document per line")
     for f in files:
@@ -62,6 +62,8 @@ def read_documents(text_dir: str | None = None, files: Sequence[str] = (), hub_d
             lines = Path(p).read_text(encoding="utf-8").splitlines()
         except UnicodeDecodeError as e:
             raise BertpruneError(f"{p} is not UTF-8 text ({e}); convert it or leave it out") from e
+        except OSError as e:  # a folder named in data.text_files, no permission...
+            raise BertpruneError(f"cannot read text file {p}: {e.strerror or e}") from None
         docs += [line.strip() for line in lines if line.strip()]
     if not docs:
         raise BertpruneError(f"the text files hold no non-empty lines: {paths}")

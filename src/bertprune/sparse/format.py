@@ -25,6 +25,7 @@ from safetensors.torch import save_file
 
 from ..errors import BertpruneError
 from ..masks import MASK_FILE, Masks
+from ..paths import make_output_dir
 from ..report import find_checkpoint, read_weights
 
 SPARSE_FILE = "model.sparse.safetensors"
@@ -67,11 +68,11 @@ def export_sparse(path: str | Path, out: str | Path, int8: bool = False, min_spa
         raise BertpruneError(f"export needs a checkpoint folder (config.json + weights), got {folder}")
     weights = read_weights(folder)
     if (folder / MASK_FILE).is_file():
-        sparse_names = [n for n in Masks.load(folder / MASK_FILE).names() if n in weights]
+        masks = Masks.load(folder / MASK_FILE).check_against(weights, folder / MASK_FILE, every_name=False)
+        sparse_names = [n for n in masks.names() if n in weights]
     else:
         sparse_names = [n for n, w in weights.items() if w.dim() == 2 and float((w == 0).float().mean()) >= min_sparsity]
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = make_output_dir(out, "--out")
     tensors, meta = {}, {}
     for name, w in weights.items():
         if name in sparse_names:

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from ..errors import BertpruneError
+from ..paths import make_output_dir
 from ..report import find_checkpoint
 
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
@@ -18,7 +19,15 @@ INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 def load_task_model(folder: Path, attn_implementation: str | None = None):
     import transformers
 
-    config = transformers.AutoConfig.from_pretrained(folder)
+    from ..models import check_weights
+
+    if not (folder / "config.json").is_file():
+        raise BertpruneError(f"export needs a checkpoint folder (config.json + model.safetensors), got {folder}")
+    check_weights(str(folder))  # no pickles, no truncated files
+    try:
+        config = transformers.AutoConfig.from_pretrained(folder)
+    except (OSError, ValueError) as e:
+        raise BertpruneError(f"{folder}/config.json is not a usable model config ({str(e).splitlines()[0]})") from None
     arch = (config.architectures or ["AutoModel"])[0]
     cls = getattr(transformers, arch, None) or transformers.AutoModel
     kwargs = {"attn_implementation": attn_implementation} if attn_implementation else {}
@@ -41,21 +50,36 @@ def _first_output(out):
     return out.logits if hasattr(out, "logits") else (out.start_logits if hasattr(out, "start_logits") else out[0])
 
 
+class _ByName(torch.nn.Module):
+    """Calls the model with keyword inputs and returns its first output. The tracer passes inputs by
+    position, which transformers' forward wrappers of bare encoders (e.g. BertModel) refuse ("got
+    multiple values for argument 'use_cache'")."""
+
+    def __init__(self, model: torch.nn.Module, names: list[str]):
+        super().__init__()
+        self.model, self.names = model, names
+
+    def forward(self, *tensors: torch.Tensor) -> torch.Tensor:
+        return _first_output(self.model(**dict(zip(self.names, tensors))))
+
+
 def export_onnx(path: str | Path, out: str | Path, int8: bool = False, seq_len: int = 128, opset: int = 17) -> dict:
     import onnxruntime as ort
 
     folder = find_checkpoint(path)
+    from ..models import sequence_length
+
     model = load_task_model(folder, attn_implementation="eager")  # SDPA's shape checks would be traced as constants
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    sequence_length(model, seq_len, seq_len, key="--seq-len")  # the check inputs must fit the position embeddings
+    out = make_output_dir(out, "--out")  # after the checkpoint was found good: a failed export leaves no folder
     inputs = sample_inputs(model, 2, seq_len)
     names = list(inputs)
     onnx_file = out / "model.onnx"
     dynamic = {n: {0: "batch", 1: "sequence"} for n in names}
     dynamic["output"] = {0: "batch"}
     with torch.no_grad():
-        torch.onnx.export(model, tuple(inputs.values()), str(onnx_file), input_names=names, output_names=["output"],
-                          dynamic_axes=dynamic, opset_version=opset, dynamo=False)
+        torch.onnx.export(_ByName(model, names), tuple(inputs.values()), str(onnx_file), input_names=names,
+                          output_names=["output"], dynamic_axes=dynamic, opset_version=opset, dynamo=False)
         reference = _first_output(model(**inputs)).numpy()
     result = {"onnx": str(onnx_file), "onnx_bytes": onnx_file.stat().st_size}
     files = {"fp32": onnx_file}

@@ -7,7 +7,7 @@ import torch
 from ..data.glue import get_task, load_glue, tokenize
 from ..errors import BertpruneError
 from ..metrics import glue_metrics
-from ..models import load_sequence_classifier, load_tokenizer
+from ..models import load_sequence_classifier, load_tokenizer, sequence_length
 from .base import Built, Task
 
 
@@ -24,6 +24,7 @@ class GlueTask(Task):
 
         cfg, spec = self.cfg, self.spec
         model = load_sequence_classifier(cfg.model, spec)
+        self.seq_len = sequence_length(model, cfg.data.max_length, 128)  # before any run folder exists
         tokenizer = load_tokenizer(cfg.model)
         data = load_glue(spec.name, cfg.data.glue_dir, cfg.data.train_examples, cfg.data.eval_examples, cfg.train.seed)
         with accelerator.main_process_first():

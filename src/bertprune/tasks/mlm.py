@@ -29,7 +29,7 @@ from transformers.utils import ModelOutput
 
 from ..data.text import nsp_pairs, pack_blocks, read_documents, split_documents, tokenize_documents
 from ..errors import BertpruneError
-from ..models import load_model, load_tokenizer, resolve_model_path
+from ..models import load_model, load_tokenizer, resolve_model_path, sequence_length
 from .base import Built, Task
 
 EVAL_SEED = 1234
@@ -122,9 +122,7 @@ class MlmTask(Task):
         self.missing_head = sorted(info["missing_keys"])
         self.base_prefix = model.base_model_prefix + "."
         tokenizer = load_tokenizer(cfg.model)
-        max_pos = getattr(model.config, "max_position_embeddings", None)
-        if max_pos is not None and data.block_size > max_pos:
-            raise BertpruneError(f"data.block_size={data.block_size} exceeds the model's {max_pos} positions")
+        sequence_length(model, data.block_size, data.block_size, key="data.block_size")  # refuses too long blocks
         if tokenizer.cls_token_id is None or tokenizer.sep_token_id is None or tokenizer.mask_token_id is None:
             raise BertpruneError("the tokenizer lacks [CLS]/[SEP]/[MASK] tokens needed for masked-LM training")
 

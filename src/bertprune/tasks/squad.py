@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from ..data.glue import subsample
 from ..data.squad import eval_features, load_squad_hub, read_squad, train_features
 from ..errors import BertpruneError
-from ..models import load_model, load_tokenizer
+from ..models import load_model, load_tokenizer, sequence_length
 from ..squad_metrics import best_answers, squad_metrics
 from .base import Built, Task
 
@@ -36,6 +36,10 @@ class SquadTask(Task):
 
         d = self.cfg.data
         model = load_model(self.cfg.model, AutoModelForQuestionAnswering)
+        self.seq_len = sequence_length(model, d.max_length, 384)  # before any run folder exists
+        if not 0 < d.doc_stride < self.seq_len // 2:  # config.validate checked it against the default 384
+            raise BertpruneError(f"data.doc_stride={d.doc_stride} must be in (0, {self.seq_len // 2}) for sequences of "
+                                 f"{self.seq_len} tokens (this model's limit); set data.doc_stride lower")
         tokenizer = load_tokenizer(self.cfg.model)
         if d.squad_dir:
             train_ex = read_squad(Path(d.squad_dir) / d.squad_train_file)

@@ -1,0 +1,141 @@
+"""Any bertprune method inside a Hugging Face ``Trainer``.
+
+Add :class:`PruningCallback` to your ``Trainer`` (or use :class:`PruningTrainer`, which also adds
+the method's loss terms, e.g. distillation)::
+
+    from bertprune.config import PruneConfig
+    from bertprune.hf_trainer import PruningTrainer, method_from_config
+
+    method = method_from_config(PruneConfig(method="gradual", criterion="fisher", sparsity=0.9, scope="global"))
+    trainer = PruningTrainer(model=model, args=args, train_dataset=train, eval_dataset=dev, method=method)
+    trainer.train()                              # or trainer.train(resume_from_checkpoint=True)
+
+What the callback does, at the Trainer's events:
+
+- ``on_train_begin``: ``method.prepare(model, max_steps, steps_per_epoch)``; on a resumed run,
+  the method's state (masks, criterion statistics, schedule position) is loaded from the
+  checkpoint being resumed; the optimizer's ``step`` is wrapped so that every optimizer step goes
+  through :func:`bertprune.train.optimizer_step`, the same hook order as bertprune's own loop
+  (criterion after clipping → ``optimizer.step()`` → masks updated and re-applied), before the
+  Trainer's learning-rate scheduler steps;
+- ``on_save``: the method's state into the Trainer's ``checkpoint-N/`` (``bertprune-method.*``,
+  safetensors + JSON, no pickle), so ``resume_from_checkpoint`` continues exactly;
+- ``on_log``: the achieved sparsity added to the logs (and to ``trainer.state.log_history``);
+- ``on_train_end``: ``method.finalize()`` (zeros baked into the weights) and the mask saved as
+  ``<output_dir>/mask.safetensors``.
+
+Your own ``Trainer`` subclass keeps its ``compute_loss`` and calls :func:`pruning_loss` in it when
+the method adds loss terms (distillation); plain pruning needs no loss change at all.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import Trainer, TrainerCallback
+
+from . import checkpoint as ckpt
+from .config import PruneConfig, TargetConfig
+from .masks import MASK_FILE
+from .methods import PruningMethod, build_method
+from .train import forward_loss, optimizer_step
+
+STATE_STEM = "bertprune-method"
+
+
+def method_from_config(prune: PruneConfig, targets: TargetConfig | None = None) -> PruningMethod:
+    """The pruning method a :class:`~bertprune.config.PruneConfig` names (as ``bertprune finetune`` builds it)."""
+    from types import SimpleNamespace
+
+    from .config import validate
+
+    validate(SimpleNamespace(prune=prune))  # the same checks as a recipe's prune section
+    return build_method(prune, targets)
+
+
+def pruning_loss(model, inputs: dict, method: PruningMethod) -> torch.Tensor:
+    """The loss bertprune's loop would use on this batch (the method's terms added): call it from a
+    ``compute_loss`` of your own."""
+    return forward_loss(model, inputs, method)
+
+
+def _unwrapped(optimizer):
+    """The torch optimizer under Accelerate's wrapper (masks zero its state at pruned places)."""
+    return getattr(optimizer, "optimizer", optimizer)
+
+
+class PruningCallback(TrainerCallback):
+    """Runs ``method`` inside a ``Trainer``; see the module's documentation for what happens when."""
+
+    def __init__(self, method: PruningMethod):
+        self.method = method
+        self.state = None  # the Trainer's state (its global_step numbers the optimizer steps)
+
+    def on_train_begin(self, args, state, control, model=None, optimizer=None, train_dataloader=None, **kwargs):
+        self.state = state
+        steps_per_epoch = None
+        if train_dataloader is not None and hasattr(train_dataloader, "__len__"):
+            steps_per_epoch = max(1, math.ceil(len(train_dataloader) / args.gradient_accumulation_steps))
+        self.method.prepare(model, state.max_steps, steps_per_epoch)
+        if state.global_step > 0:  # resume_from_checkpoint: the Trainer restored weights, optimizer, RNG
+            folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+            if not (folder / f"{STATE_STEM}.json").is_file():
+                from .errors import BertpruneError
+
+                raise BertpruneError(f"{folder} holds no bertprune method state ({STATE_STEM}.json): it was not saved "
+                                     f"with PruningCallback, so the pruning cannot continue exactly from it")
+            self.method.load_state_dict(ckpt.load_tree(folder, STATE_STEM))
+        self._wrap(optimizer)
+
+    def _wrap(self, optimizer) -> None:
+        """Every ``optimizer.step()`` of the Trainer goes through :func:`bertprune.train.optimizer_step`."""
+        if getattr(optimizer, "_bertprune_wrapped", False):
+            return
+        inner_step = optimizer.step
+
+        def step(*args, **kwargs):
+            optimizer_step(self.method, lambda: inner_step(*args, **kwargs), self.state.global_step + 1,
+                           _unwrapped(optimizer))
+
+        functools.update_wrapper(step, inner_step)  # keeps the marks torch's LR scheduler put on step()
+        optimizer.step = step
+        optimizer._bertprune_wrapped = True
+
+    def on_save(self, args, state, control, **kwargs):
+        if state.is_world_process_zero:
+            folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+            folder.mkdir(parents=True, exist_ok=True)
+            ckpt.save_tree(self.method.state_dict(), folder, STATE_STEM)
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if logs is None or not len(self.method.masks):
+            return
+        sparsity = round(float(self.method.log_metrics()["sparsity"]), 6)
+        logs["sparsity"] = sparsity  # what the Trainer's printers and reporters see
+        if state.log_history and state.log_history[-1].get("step") == state.global_step:
+            state.log_history[-1]["sparsity"] = sparsity  # the Trainer appended a copy before calling us
+
+    def on_train_end(self, args, state, control, **kwargs):
+        masks = self.method.finalize()
+        if state.is_world_process_zero and len(masks):
+            Path(args.output_dir).mkdir(parents=True, exist_ok=True)
+            masks.save(Path(args.output_dir) / MASK_FILE)
+
+
+class PruningTrainer(Trainer):
+    """A ``Trainer`` that prunes with ``method`` (adding :class:`PruningCallback`) and trains on the
+    method's loss (:func:`pruning_loss`: distillation terms included)."""
+
+    def __init__(self, *args: Any, method: PruningMethod, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.method = method
+        self.add_callback(PruningCallback(method))
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        if return_outputs or not model.training:  # evaluation: the task's own loss and outputs
+            return super().compute_loss(model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch)
+        return pruning_loss(model, inputs, self.method)
