@@ -102,10 +102,11 @@ def fuzz(work: Path) -> dict:
     start = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_fuzz.py"],
                           cwd=REPO, env=env, capture_output=True, text=True)
-    cases = json.loads(counts.read_text()) if counts.is_file() else {}
+    cases = json.loads(counts.read_text()) if counts.is_file() else {"total": 0, "per_target": {}, "outcomes": {}}
     failed = [line for line in proc.stdout.splitlines() if line.startswith("FAILED")]
-    return {"tried": sum(cases.values()), "by_target": cases, "tracebacks": len(failed), "failed_tests": failed,
-            "lost": 0, "seconds": round(time.perf_counter() - start, 1), "pytest_exit_code": proc.returncode}
+    return {"tried": cases["total"], "by_target": cases["per_target"], "outcomes": cases["outcomes"],
+            "tracebacks": len(failed), "failed_tests": failed, "lost": 0, "seconds": round(time.perf_counter() - start, 1),
+            "pytest_exit_code": proc.returncode}
 
 
 def main() -> None:
