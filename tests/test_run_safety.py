@@ -187,3 +187,19 @@ def test_overwrite_that_fails_at_set_up_keeps_the_old_run(run_args, tmp_path, ca
     assert _exit_code(run_args("kept", "bert", "sst2", "--max-steps", "1", "data.max_length=65", "--overwrite")) == 2
     assert "max_length" in capsys.readouterr().err
     assert (tmp_path / "kept" / "results.json").is_file() and (tmp_path / "kept" / "final").is_dir()
+
+
+def test_final_checkpoint_has_a_model_card_with_the_counted_sparsity(run_args, tmp_path):
+    import yaml
+
+    from bertprune.report import sparsity_report
+
+    assert run(run_args("card", "bert", "sst2", "--method", "oneshot", "--sparsity", "0.75", "--max-steps", "2")) == 0
+    card = (tmp_path / "card" / "final" / "README.md").read_text()
+    _, front, body = card.split("---\n", 2)
+    meta = yaml.safe_load(front)
+    assert meta["library_name"] == "transformers" and meta["pipeline_tag"] == "text-classification"
+    assert "bertprune" in meta["tags"] and "sparsity-75" in meta["tags"]
+    counted = sparsity_report(tmp_path / "card")["sparsity"]["targeted"]
+    assert f"| {counted:.4f} (target 0.75) |" in body
+    assert "--sparsity 0.75" in body and "accelerate(model)" in body and "| dev | accuracy |" in body

@@ -257,6 +257,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
 
 def run(argv: list[str] | None = None) -> int:
     args = parse(argv)
+    from .modelcard import remember_cli_arguments
+
+    remember_cli_arguments(sys.argv[1:] if argv is None else argv)  # for the model card of final/
     _quiet_libraries()
     if args.command == "finetune":
         from .config import load_config

@@ -37,6 +37,7 @@ from .config import to_yaml
 from .errors import BertpruneError, DivergenceError
 from .masks import MASK_FILE
 from .methods import PruningMethod, build_method
+from .modelcard import invocation, model_card
 from .report import write_report
 from .rundir import BEST, CHECKPOINTS, CONFIG_FILE, FINAL, RESULTS_FILE, check_output_dir, mark_run_dir, remove_run_dir
 from .runlog import MetricsLog
@@ -443,6 +444,7 @@ def train(cfg, task: Task, resume: bool = False, overwrite: bool = False, quiet:
         report = write_report(out, out, seq_len=task.seq_len)
         results["achieved_sparsity"] = report["sparsity"]["targeted"]
         results["nonzero_encoder_params"] = report["params"]["encoder_linear_nonzero"]
+        ckpt.write_text(out / FINAL / "README.md", model_card(cfg, task.name, last_eval, report, invocation()))
         faultpoints.reach("end.final")
         ckpt.write_json(out / RESULTS_FILE, results)  # from here on the run is finished
         ckpt.remove_checkpoints(out / CHECKPOINTS)
