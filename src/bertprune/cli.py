@@ -3,7 +3,8 @@
 ``bertprune finetune`` builds a config from defaults, ``--config RECIPE.yaml``, the named flags and
 free ``key.sub=value`` overrides (in that order) and runs :func:`bertprune.train.finetune`.
 ``bertprune report`` prints the sparsity report of a run or checkpoint. ``bertprune demo`` is the
-main job: dense vs gradually pruned MiniLM-L6 on SST-2.
+main job: dense vs gradually pruned MiniLM-L6 on SST-2. ``bertprune bench`` times a model on this CPU,
+dense PyTorch against the sparse engine.
 """
 
 from __future__ import annotations
@@ -81,6 +82,14 @@ def _positive(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {value}")
+    return value
+
+
+def _non_negative(text: str) -> int:
+    """argparse type of counts that may be zero (warm-up runs)."""
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {value}")
     return value
 
 
@@ -192,6 +201,26 @@ def _add_demo(sub):
     p.add_argument("--quiet", action="store_true")
 
 
+def _add_bench(sub):
+    p = sub.add_parser(
+        "bench", help="latency and throughput on this CPU: dense PyTorch vs the sparse engine (fp32, int8)",
+        description="Time a model on this CPU under dense PyTorch and under bertprune's sparse engine (accelerate, fp32 "
+                    "and int8): median and p90 ms per batch, sequences/s, speed-up, largest output difference from PyTorch.",
+    )
+    p.add_argument("path", help="a bertprune run folder (its final/) or a Hugging Face model folder (classifier or bare encoder)")
+    p.add_argument("--batch-sizes", nargs="+", type=_positive, default=[1, 8], metavar="N", help="default 1 8")
+    p.add_argument("--seq-lens", nargs="+", type=_positive, default=None, metavar="N",
+                   help="lengths of random-token inputs (default 128, or none when --texts is given)")
+    p.add_argument("--texts", metavar="FILE", help="UTF-8 file, one text per line: run in order, each batch padded to its longest text")
+    p.add_argument("--runs", type=_positive, default=20, help="timed passes (default 20)")
+    p.add_argument("--warmup", type=_non_negative, default=3, help="untimed passes first (default 3)")
+    p.add_argument("--threads", type=_positive, help="PyTorch threads (default: PyTorch's)")
+    p.add_argument("--no-int8", action="store_true", help="skip the int8 engine")
+    p.add_argument("--task", help="also measure this GLUE task's dev metric under each engine")
+    p.add_argument("--glue-dir", help="local GLUE folder for --task; default $BERTPRUNE_GLUE_DIR, else the hub")
+    p.add_argument("--json", action="store_true", help="print JSON instead of Markdown")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bertprune", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -204,6 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_curve(sub)
     _add_tsne(sub)
     _add_demo(sub)
+    _add_bench(sub)
     return parser
 
 
@@ -336,6 +366,12 @@ def run(argv: list[str] | None = None) -> int:
 
         demo(args.output_dir, glue_dir=args.glue_dir, model=args.model, sparsity=args.sparsity,
              train_examples=args.train_examples, quiet=args.quiet)
+    elif args.command == "bench":
+        from .bench import bench, to_json, to_markdown
+
+        result = bench(args.path, args.batch_sizes, args.seq_lens, texts=args.texts, int8=not args.no_int8, runs=args.runs,
+                       warmup=args.warmup, threads=args.threads, task=args.task, glue_dir=args.glue_dir)
+        print(to_json(result) if args.json else to_markdown(result))
     return 0
 
 

@@ -10,8 +10,6 @@
 
 from __future__ import annotations
 
-import statistics
-import time
 from pathlib import Path
 
 from .config import DistillRunConfig, load_config
@@ -62,10 +60,11 @@ def demo(output_dir: str = "runs/demo", glue_dir=None, model=None, sparsity=None
 
 def time_engine(folder: Path, glue_dir, max_length: int, batches: tuple[int, ...], repeats: int = 20) -> list[dict]:
     """Median latency of PyTorch and of :func:`~bertprune.sparse.accelerate` on real SST-2 dev
-    sentences (padded to the longest of the batch), and the largest logit difference."""
-    import torch
+    sentences (padded to the longest of the batch), and the largest logit difference. The timing
+    loop is :func:`bertprune.bench.time_calls`, the one ``bertprune bench`` uses."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+    from .bench import max_difference, time_calls
     from .data.glue import load_glue
     from .sparse import accelerate
 
@@ -75,23 +74,13 @@ def time_engine(folder: Path, glue_dir, max_length: int, batches: tuple[int, ...
     fast = AutoModelForSequenceClassification.from_pretrained(folder).eval()
     accelerate(fast, tokens=tuple(sorted({b * max_length for b in batches})))
     out = []
-    with torch.no_grad():
-        for b in batches:
-            inputs = tok(sentences[:b], padding=True, truncation=True, max_length=max_length, return_tensors="pt")
-            times = {}
-            for name, m in (("pytorch", plain), ("accelerate", fast)):
-                for _ in range(3):
-                    m(**inputs)
-                ts = []
-                for _ in range(repeats):
-                    t = time.perf_counter()
-                    m(**inputs)
-                    ts.append(time.perf_counter() - t)
-                times[name] = statistics.median(ts) * 1e3
-            diff = float((plain(**inputs).logits - fast(**inputs).logits).abs().max())
-            out.append({"batch": b, "tokens": int(inputs["input_ids"].shape[1]), "pytorch_ms": times["pytorch"],
-                        "accelerate_ms": times["accelerate"], "speedup": times["pytorch"] / times["accelerate"],
-                        "max_logit_diff": diff})
+    for b in batches:
+        inputs = dict(tok(sentences[:b], padding=True, truncation=True, max_length=max_length, return_tensors="pt"))
+        times = {name: time_calls(lambda x, m=m: m(**x), [inputs], repeats, warmup=3).median_ms
+                 for name, m in (("pytorch", plain), ("accelerate", fast))}
+        out.append({"batch": b, "tokens": int(inputs["input_ids"].shape[1]), "pytorch_ms": times["pytorch"],
+                    "accelerate_ms": times["accelerate"], "speedup": times["pytorch"] / times["accelerate"],
+                    "max_logit_diff": max_difference(plain, fast, [inputs], classifier=True)})
     return out
 
 
