@@ -75,3 +75,17 @@ def pretrain_args(tiny_models, tiny_text, tmp_path):
         ]
 
     return make
+
+
+def cli_fails(args, capsys, *fragments) -> str:
+    """Run the CLI on ``args``; it must stop with exit code 2 and one message holding every fragment."""
+    from bertprune.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("bertprune: error: ") and "Traceback" not in err
+    for fragment in fragments:
+        assert fragment in err, err
+    return err

@@ -11,18 +11,10 @@ from safetensors.torch import save_file
 from bertprune.cli import main
 from bertprune.errors import BertpruneError
 
-from conftest import save_tiny_model
+from conftest import cli_fails
 
 
-def _fails(args, capsys, *fragments):
-    with pytest.raises(SystemExit) as exit_info:
-        main(args)
-    assert exit_info.value.code == 2
-    err = capsys.readouterr().err
-    assert err.startswith("bertprune: error: ") and "Traceback" not in err
-    for fragment in fragments:
-        assert fragment in err, err
-    return err
+_fails = cli_fails
 
 
 def test_unknown_task(run_args, capsys, tmp_path):

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from bertprune import GradualMagnitude, OneShotMagnitude, ScheduleConfig, TargetConfig
+from bertprune import GradualMagnitude, OneShotMagnitude, ScheduleConfig
 from bertprune.methods import lowest_k, magnitude_masks, masked_magnitude
 
 

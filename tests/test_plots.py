@@ -1,7 +1,6 @@
 """Figures, mask structure, t-SNE overlap, the HTML report (rendered in headless Chromium), compare."""
 
 import json
-import os
 import shutil
 import subprocess
 from pathlib import Path

@@ -66,7 +66,8 @@ def _add_finetune(sub):
         "Fine-tune and prune. Config = defaults, then --config YAML, then the flags below, "
         "then key.sub=value overrides (e.g. train.lr=3e-5 prune.schedule.end=0.6). Unknown keys are errors.",
     )
-    p.add_argument("--task", help="GLUE task (cola sst2 mrpc stsb qqp mnli qnli rte wnli) or squad")
+    p.add_argument("--task", help="GLUE task (cola sst2 mrpc stsb qqp mnli qnli rte wnli), squad, or text_classification / "
+                   "text_regression on your files (data.train_file=... data.validation_file=...)")
     p.add_argument("--glue-dir", help="local GLUE folder (official TSV layout); default $BERTPRUNE_GLUE_DIR, else the hub")
     p.add_argument("--squad-dir", help="local folder of SQuAD v1.1 JSON files; default $BERTPRUNE_SQUAD_DIR, else the hub")
     p.add_argument("--train-examples", type=int, help="subsample the training set")
@@ -118,7 +119,7 @@ def _add_distill(sub):
         "(weights distill.attn_weight, distill.hidden_weight, distill.pred_weight); pruning = prune.method "
         "(default gmp to prune.sparsity 0.9, schedule ending at half of training; dense = distillation only).",
     )
-    p.add_argument("--task", help="GLUE task or squad")
+    p.add_argument("--task", help="GLUE task, squad, text_classification or text_regression")
     p.add_argument("--squad-dir", help="local folder of SQuAD v1.1 JSON files; default $BERTPRUNE_SQUAD_DIR, else the hub")
     p.add_argument("--teacher", help="dense model fine-tuned on the task (a `bertprune finetune` run folder or HF checkpoint)")
     p.add_argument("--student", help="the student's starting checkpoint (default all-MiniLM-L6-v2, pre-trained)")

@@ -42,7 +42,8 @@ class ModelConfig:
 
 @dataclass
 class DataConfig:
-    #: a GLUE task (cola, sst2, mrpc, stsb, qqp, mnli, qnli, rte, wnli) or ``squad`` (v1.1)
+    #: a GLUE task (cola, sst2, mrpc, stsb, qqp, mnli, qnli, rte, wnli), ``squad`` (v1.1), or your own
+    #: data: ``text_classification`` / ``text_regression`` (see train_file ... label_column below)
     task: str = "sst2"
     #: Folder in the official GLUE TSV layout (``<dir>/SST-2/train.tsv`` ...). Empty: the
     #: ``BERTPRUNE_GLUE_DIR`` environment variable, else the Hugging Face hub (``nyu-mll/glue``).
@@ -61,6 +62,19 @@ class DataConfig:
     train_examples: Optional[int] = None
     #: Subsample each evaluation set; None = all (what a reported number should use).
     eval_examples: Optional[int] = None
+    #: Your own data (tasks text_classification, text_regression): a .csv, .tsv, .json or .jsonl
+    #: (JSON lines) file each for training and validation, or a Hugging Face hub dataset.
+    train_file: Optional[str] = None
+    validation_file: Optional[str] = None
+    #: hub dataset id (used when no train_file is given), its config and its two splits
+    hub_dataset: Optional[str] = None
+    hub_config: Optional[str] = None
+    train_split: str = "train"
+    validation_split: str = "validation"
+    #: one text column, or two for sentence pairs
+    text_columns: list[str] = field(default_factory=lambda: ["text"])
+    #: the label column: class names or ids (classification), numbers (regression)
+    label_column: str = "label"
 
 
 @dataclass
@@ -449,6 +463,10 @@ def load_config(
     prune = getattr(cfg, "prune", None)
     if prune is not None and prune.mask:  # absolute: the run's report finds it from anywhere
         prune.mask = _absolute(prune.mask, "prune.mask")
+    if isinstance(getattr(cfg, "data", None), DataConfig):  # absolute: a resumed run finds them from anywhere
+        for key in ("train_file", "validation_file"):
+            if getattr(cfg.data, key):
+                setattr(cfg.data, key, _absolute(getattr(cfg.data, key), f"data.{key}"))
     validate(cfg)
     return cfg
 
@@ -537,9 +555,12 @@ def validate(cfg) -> None:
         if not 0.0 < data.mlm_probability < 1.0:
             raise BertpruneError(f"data.mlm_probability must be in (0, 1), got {data.mlm_probability}")
     if isinstance(data, DataConfig):
+        from .data.files import FILE_TASKS, check_sources
         from .data.glue import get_task
 
-        if data.task != "squad":
+        if data.task in FILE_TASKS:
+            check_sources(data)
+        elif data.task != "squad":
             get_task(data.task)  # unknown task → error listing the tasks (and squad)
         if data.max_length is not None and data.max_length < 8:
             raise BertpruneError(f"data.max_length must be >= 8 tokens, got {data.max_length}")

@@ -105,7 +105,7 @@ def side_by_side(rows) -> str:
         lines.append(f"| {label} | " + " | ".join(fn(*rows[n]) for n in names) + " |")
     first, last = rows[names[0]][0], rows[names[-1]][0]
     kept = 100 * last["final"]["dev"]["accuracy"] / first["final"]["dev"]["accuracy"]
-    lines.append(f"| accuracy kept | 100.0% | " + " | ".join(f"{kept:.1f}%" for _ in names[1:]) + " |")
+    lines.append("| accuracy kept | 100.0% | " + " | ".join(f"{kept:.1f}%" for _ in names[1:]) + " |")
     return "\n".join(lines)
 
 

@@ -491,9 +491,10 @@ def downstream_task(cfg) -> Task:
         from .tasks.squad import SquadTask
 
         return SquadTask(cfg)
+    from .tasks.files import FileTask
     from .tasks.glue import GlueTask
 
-    return GlueTask(cfg)
+    return FileTask(cfg) if cfg.data.task in ("text_classification", "text_regression") else GlueTask(cfg)
 
 
 def finetune(cfg, resume: bool = False, overwrite: bool = False, quiet: bool = False) -> dict[str, Any]:

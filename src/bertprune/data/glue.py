@@ -84,7 +84,8 @@ _ALIASES = {"sst-2": "sst2", "sts-b": "stsb", "mnli-m": "mnli", "mnli_matched": 
 def get_task(name: str) -> GlueTask:
     key = _ALIASES.get(name.lower(), name.lower())
     if key not in TASKS:
-        raise BertpruneError(f"unknown task {name!r}; tasks are the GLUE tasks {', '.join(TASKS)} and squad")
+        raise BertpruneError(f"unknown task {name!r}; tasks are the GLUE tasks {', '.join(TASKS)}, "
+                             f"squad, and text_classification / text_regression on your own files")
     return TASKS[key]
 
 

@@ -64,5 +64,8 @@ class GlueTask(Task):
                 pred, gold = accelerator.gather_for_metrics((pred, batch["labels"]))
                 preds.append(pred.cpu())
                 golds.append(gold.cpu())
-            results[name] = glue_metrics(self.name, torch.cat(preds).numpy(), torch.cat(golds).numpy())
+            results[name] = self.metrics(torch.cat(preds).numpy(), torch.cat(golds).numpy())
         return results
+
+    def metrics(self, predictions, labels) -> dict[str, float]:
+        return glue_metrics(self.name, predictions, labels)
