@@ -109,6 +109,26 @@ def fuzz(work: Path) -> dict:
             "pytest_exit_code": proc.returncode}
 
 
+def reference_run(run_dir: Path) -> dict:
+    """The record fields of ../shared/BENCHMARKS.md that describe the run every kind of trial is made
+    of: the uninterrupted reference (tiny random BERT, gradual magnitude pruning to 80%, 12 steps)."""
+    results = json.loads((run_dir / "results.json").read_text())
+    return {"model": "tiny random BERT (bertprune.testing, dropout 0.1)", "method": results["method"],
+            "target_sparsity": results["target_sparsity"], "achieved_sparsity": results["achieved_sparsity"],
+            "nonzero_encoder_params": results["nonzero_encoder_params"], "split": "dev",
+            "train_examples": results["train_examples"],
+            "epochs": results["steps"] * 16 / results["train_examples"],  # batch 16 (run_args)
+            "train_seconds": results["train_seconds"], "sec_per_step": results["sec_per_step_median"]}
+
+
+def outcome(result: dict) -> dict:
+    """``metrics`` and ``main_metric`` of a kind: the share of trials that came out whole (0-100): a kill
+    survived, or a run neither lost nor ending in a traceback."""
+    whole = result["survived"] if "survived" in result else max(0, result["tried"] - result["lost"] - result["tracebacks"])
+    metrics = {"tried": result["tried"], "whole": whole, "tracebacks": result["tracebacks"], "lost": result["lost"]}
+    return {"metrics": metrics, "main_metric": round(100.0 * whole / max(result["tried"], 1), 2)}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--random-kills", type=int, default=20)
@@ -124,11 +144,13 @@ def main() -> None:
             model = save_tiny_model(work / "model", "bert", dropout=0.1)
             glue = write_tiny_glue(work / "glue")
             results = kills(model, glue, work, args.random_kills, args.seed)
+            run = reference_run(work / "reference")
             results["divergence"] = divergence(model, glue, work)
             if not args.no_fuzz:
                 results["fuzz"] = fuzz(work)
         for kind, result in results.items():
-            records.append(BENCHMARK, {"benchmark": BENCHMARK, "task": "faults", "kind": kind, **result, "seed": args.seed,
+            records.append(BENCHMARK, {"benchmark": BENCHMARK, "task": "faults", "kind": kind, **run, **outcome(result),
+                                       **result, "seed": args.seed,
                                        "command": records.command_line("benchmarks/faults.py", argv),
                                        "git_commit": commit, "machine": machine})
     (records.RESULTS / f"{BENCHMARK}.md").write_text(table())

@@ -63,9 +63,7 @@ def command_line(script: str, args: list[str]) -> str:
 
 
 def append(benchmark: str, record: dict) -> None:
-    # inference and fault records are not training runs: they carry their own fields
-    required = REQUIRED if record.get("task") not in ("inference", "faults") else ["benchmark", "task", "command", "git_commit", "machine"]
-    missing = [k for k in required if k not in record]
+    missing = [k for k in REQUIRED if k not in record] if record.get("task") != "inference" else []
     if missing:
         raise ValueError(f"record lacks {missing}")
     RESULTS.mkdir(parents=True, exist_ok=True)
