@@ -24,14 +24,14 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from bertprune.bench import time_calls
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import records  # noqa: E402
@@ -61,17 +61,6 @@ def inputs(batch: int) -> dict[str, torch.Tensor]:
     g = torch.Generator().manual_seed(batch)
     ids = torch.randint(1000, 29000, (batch, SEQ), generator=g)
     return {"input_ids": ids, "attention_mask": torch.ones_like(ids), "token_type_ids": torch.zeros_like(ids)}
-
-
-def time_it(fn, warmup: int, runs: int) -> tuple[float, float]:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return 1e3 * statistics.median(times), 1e3 * float(np.percentile(times, 90))
 
 
 def onnx_files(model, folder: Path, int8: bool) -> dict[str, Path]:
@@ -187,7 +176,8 @@ def main() -> None:
                     with torch.no_grad():
                         out = fn(x)
                         got = out[0] if isinstance(out, list) else out.logits.numpy()
-                        median, p90 = time_it(lambda: fn(x), args.warmup, args.runs)
+                        timing = time_calls(fn, [x], args.runs, args.warmup)  # bertprune's one timing loop
+                        median, p90 = timing.median_ms, timing.p90_ms
                 if engine == "torch-default" and sparsity == 0:
                     dense_ms[batch] = median
                 rec = {

@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf, grammar_parser
 from omegaconf.errors import GrammarParseError, OmegaConfBaseException
 from omegaconf.grammar.gen.OmegaConfGrammarParser import OmegaConfGrammarParser
 
-from .errors import BertpruneError
+from .errors import BertpruneError, first_line
 from .targets import ROLES
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
@@ -310,7 +310,7 @@ def _read_recipe(path: Path) -> DictConfig:
     try:
         top = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
-        raise BertpruneError(f"recipe {path} is not valid YAML: {_first_line(e)}") from None
+        raise BertpruneError(f"recipe {path} is not valid YAML: {first_line(e)}") from None
     if top is not None and not isinstance(top, dict):
         raise BertpruneError(
             f"recipe {path} holds {'a list' if isinstance(top, list) else f'a single value ({top!r})'} at its top "
@@ -320,14 +320,10 @@ def _read_recipe(path: Path) -> DictConfig:
     try:
         layer = OmegaConf.load(path)
     except Exception as e:  # OmegaConf's own loader (e.g. duplicate keys, keys that are not strings)
-        raise BertpruneError(f"recipe {path} is not valid YAML: {_first_line(e)}") from None
+        raise BertpruneError(f"recipe {path} is not valid YAML: {first_line(e)}") from None
     for text in _strings(OmegaConf.to_container(layer, resolve=False)):
         _refuse_resolvers(text, f"recipe {path}")
     return layer
-
-
-def _first_line(e: Exception) -> str:
-    return str(e).splitlines()[0] if str(e).strip() else type(e).__name__
 
 
 def _strings(tree: Any) -> Iterator[str]:
@@ -625,4 +621,7 @@ def to_dict(cfg) -> dict:
 
 
 def save_config(cfg, path: str | Path) -> None:
-    Path(path).write_text(to_yaml(cfg))
+    """Write the resolved config atomically (a crash never leaves a torn config.yaml beside a run)."""
+    from .checkpoint import write_text
+
+    write_text(Path(path), to_yaml(cfg))

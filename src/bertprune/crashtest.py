@@ -23,6 +23,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import torch
 from safetensors.torch import load_file
 
 #: logged values that measure time, not training: they differ between any two runs
@@ -98,7 +99,7 @@ def fingerprint(run_dir: Path) -> dict[str, str]:
         h = hashlib.sha256()
         for name, t in sorted(load_file(str(path)).items()):
             h.update(name.encode())
-            h.update(t.contiguous().view(-1).view(dtype=__import__("torch").uint8).numpy().tobytes())
+            h.update(t.contiguous().view(-1).view(dtype=torch.uint8).numpy().tobytes())
         return h.hexdigest()
 
     def log_digest(path: Path) -> str:

@@ -6,6 +6,12 @@ what was wrong and how to fix it. Anything else that escapes is a bug and keeps 
 """
 
 
+def first_line(e: BaseException) -> str:
+    """The first line of an exception's message (its type's name when it has none), for messages
+    that quote a library's error."""
+    return str(e).splitlines()[0] if str(e).strip() else type(e).__name__
+
+
 class BertpruneError(Exception):
     """Bad input: the message says what is wrong and how to fix it."""
 

@@ -16,7 +16,7 @@ from typing import Mapping
 import torch
 from safetensors.torch import load_file, save_file
 
-from .errors import BertpruneError
+from .errors import BertpruneError, first_line
 
 MASK_FILE = "mask.safetensors"
 _FORMAT = "bertprune-mask/1"
@@ -165,7 +165,7 @@ class Masks:
             tensors = load_file(str(path))
         except Exception as e:  # safetensors raises its own types for truncated or foreign files
             raise BertpruneError(
-                f"{path} is not a readable safetensors mask file ({str(e).splitlines()[0] if str(e) else type(e).__name__}). "
+                f"{path} is not a readable safetensors mask file ({first_line(e)}). "
                 f"Pass the mask.safetensors a bertprune run wrote."
             ) from None
         if not tensors:

@@ -12,7 +12,7 @@ from pathlib import Path
 from safetensors import SafetensorError, safe_open
 
 from .config import DEFAULT_MODEL, ModelConfig
-from .errors import BertpruneError
+from .errors import BertpruneError, first_line
 from .masks import MASK_FILE
 
 _DEFAULT_ALIASES = {DEFAULT_MODEL.lower(), "sentence-transformers/all-minilm-l6-v2"}
@@ -63,7 +63,7 @@ def load_config(cfg: ModelConfig, **overrides):
         raise BertpruneError(f"model {cfg.name!r}: {str(e).splitlines()[0]}") from e
     except OSError as e:
         if Path(path).is_dir():  # a local folder: its config.json is unreadable, no hub involved
-            raise BertpruneError(f"model folder {path}: config.json is not a usable model config ({_first_line(e)})") from None
+            raise BertpruneError(f"model folder {path}: config.json is not a usable model config ({first_line(e)})") from None
         raise _hub_error(cfg.name, e) from e
 
 
@@ -119,13 +119,9 @@ def check_safetensors_file(file: Path) -> None:
             pass
     except (SafetensorError, OSError) as e:
         raise BertpruneError(
-            f"{file} is not a readable safetensors file ({_first_line(e)}): corrupt, truncated or another format. "
+            f"{file} is not a readable safetensors file ({first_line(e)}): corrupt, truncated or another format. "
             f"Copy or download it again, or save the model anew with `model.save_pretrained(dir)`."
         ) from None
-
-
-def _first_line(e: Exception) -> str:
-    return str(e).splitlines()[0] if str(e).strip() else type(e).__name__
 
 
 def check_weights(path: str) -> None:
@@ -162,7 +158,7 @@ def load_model(cfg: ModelConfig, auto_class, output_loading_info: bool = False, 
             output_loading_info=output_loading_info,
         )
     except SafetensorError as e:  # a shard of a hub model (local files were checked above)
-        raise BertpruneError(f"model {cfg.name!r}: its weights are not a readable safetensors file ({_first_line(e)})") from None
+        raise BertpruneError(f"model {cfg.name!r}: its weights are not a readable safetensors file ({first_line(e)})") from None
     except OSError as e:
         raise _hub_error(cfg.name, e) from e
     except ValueError as e:  # e.g. an architecture without this head

@@ -74,31 +74,28 @@ def _sentence(rng: random.Random, label: int) -> str:
 def write_tiny_glue(root: Path, n_train: int = 96, n_dev: int = 32, seed: int = 0) -> Path:
     """SST-2, RTE and STS-B in the official layout, with a learnable signal."""
     rng = random.Random(seed)
-    sst = root / "SST-2"
-    sst.mkdir(parents=True)
-    for split, n in (("train", n_train), ("dev", n_dev)):
-        rows = ["sentence\tlabel"]
-        for _ in range(n):
-            y = rng.randint(0, 1)
-            rows.append(f"{_sentence(rng, y)} \t{y}")
-        (sst / f"{split}.tsv").write_text("\n".join(rows) + "\n")
-    rte = root / "RTE"
-    rte.mkdir()
-    for split, n in (("train", n_train), ("dev", n_dev)):
-        rows = ["index\tsentence1\tsentence2\tlabel"]
-        for i in range(n):
-            y = rng.randint(0, 1)
-            rows.append(f"{i}\t{_sentence(rng, y)}\t{_sentence(rng, 1 - y)}\t{'entailment' if y else 'not_entailment'}")
-        (rte / f"{split}.tsv").write_text("\n".join(rows) + "\n")
-    sts = root / "STS-B"
-    sts.mkdir()
-    for split, n in (("train", n_train), ("dev", n_dev)):
-        rows = ["index\tgenre\tfilename\tyear\told_index\tsource1\tsource2\tsentence1\tsentence2\tscore"]
-        for i in range(n):
-            y = rng.randint(0, 1)
-            score = 4.0 * y + rng.random()
-            rows.append(f"{i}\tmain-captions\tMSRvid\t2012test\t{i:04d}\tnone\tnone\t{_sentence(rng, y)}\t{_sentence(rng, y)}\t{score:.3f}")
-        (sts / f"{split}.tsv").write_text("\n".join(rows) + "\n")
+
+    def sst_row(i: int) -> str:
+        y = rng.randint(0, 1)
+        return f"{_sentence(rng, y)} \t{y}"
+
+    def rte_row(i: int) -> str:
+        y = rng.randint(0, 1)
+        return f"{i}\t{_sentence(rng, y)}\t{_sentence(rng, 1 - y)}\t{'entailment' if y else 'not_entailment'}"
+
+    def sts_row(i: int) -> str:
+        y = rng.randint(0, 1)
+        score = 4.0 * y + rng.random()
+        return f"{i}\tmain-captions\tMSRvid\t2012test\t{i:04d}\tnone\tnone\t{_sentence(rng, y)}\t{_sentence(rng, y)}\t{score:.3f}"
+
+    # in this order: the rows draw from one generator, so the files stay what they always were
+    for folder, header, row in (("SST-2", "sentence\tlabel", sst_row),
+                                ("RTE", "index\tsentence1\tsentence2\tlabel", rte_row),
+                                ("STS-B", "index\tgenre\tfilename\tyear\told_index\tsource1\tsource2\tsentence1\tsentence2\tscore",
+                                 sts_row)):
+        (root / folder).mkdir(parents=True)
+        for split, n in (("train", n_train), ("dev", n_dev)):
+            (root / folder / f"{split}.tsv").write_text("\n".join([header] + [row(i) for i in range(n)]) + "\n")
     return root
 
 

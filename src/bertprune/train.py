@@ -33,7 +33,7 @@ from tqdm.auto import tqdm
 
 from . import checkpoint as ckpt
 from . import faultpoints
-from .config import to_yaml
+from .config import save_config
 from .errors import BertpruneError, DivergenceError
 from .masks import MASK_FILE
 from .methods import PruningMethod, build_method
@@ -323,7 +323,7 @@ def train(cfg, task: Task, resume: bool = False, overwrite: bool = False, quiet:
             remove_run_dir(out)
         if action != "resume":
             mark_run_dir(out)
-        ckpt.write_text(out / CONFIG_FILE, to_yaml(cfg))
+        save_config(cfg, out / CONFIG_FILE)
 
     progress = Progress()
     if last is None:  # a fresh run: the task may prepare the model (e.g. train a missing head)
@@ -365,8 +365,7 @@ def train(cfg, task: Task, resume: bool = False, overwrite: bool = False, quiet:
             if progress.offset >= len(train_set):  # a checkpoint taken now resumes at the next epoch
                 progress.epoch, progress.offset = progress.epoch + 1, 0
             loss = result.loss.float().item()
-            if (why := divergence(loss, result.grad_norm, cfg.train.max_loss)) is not None or accelerator.num_processes > 1:
-                why = agree_on_divergence(accelerator, why)
+            why = agree_on_divergence(accelerator, divergence(loss, result.grad_norm, cfg.train.max_loss))
             if why is not None:  # stop before anything diverged is saved: the last checkpoint stays the last good one
                 raise diverged(out, log, progress, why, cfg)
             progress.losses.append(loss)
