@@ -207,3 +207,21 @@ def test_two_processes(run_args, sst_files, tmp_path):
     results = json.loads((tmp_path / "two" / "results.json").read_text())
     assert results["processes"] == 2 and results["task"] == "text_classification"
     assert AutoConfig.from_pretrained(tmp_path / "two" / "final").label2id == {"negative": 0, "positive": 1}
+
+
+def test_hub_class_labels_become_their_names(tmp_path):
+    """A hub dataset whose label column is a ClassLabel (as GLUE's on the hub): ids become the class names,
+    so id2label says what they mean. A local folder of parquet files (which carry the features) stands in."""
+    import datasets
+
+    folder = tmp_path / "hubish"
+    folder.mkdir()
+    features = datasets.Features({"text": datasets.Value("string"),
+                                  "label": datasets.ClassLabel(names=["negative", "positive"])})
+    for split, n in (("train", 12), ("validation", 6)):
+        rows = {"text": [f"sentence {i}" for i in range(n)], "label": [i % 2 for i in range(n)]}
+        datasets.Dataset.from_dict(rows, features=features).to_parquet(str(folder / f"{split}.parquet"))
+    data = load_files(DataConfig(task="text_classification", hub_dataset=str(folder), text_columns=["text"]),
+                      "text_classification")
+    assert data.spec.labels == ("negative", "positive")
+    assert list(data.train["label"][:4]) == [0, 1, 0, 1] and len(data.eval["dev"]) == 6

@@ -26,6 +26,10 @@ What the callback does, at the Trainer's events:
 
 Your own ``Trainer`` subclass keeps its ``compute_loss`` and calls :func:`pruning_loss` in it when
 the method adds loss terms (distillation); plain pruning needs no loss change at all.
+
+Pruning while distilling (the high-sparsity recipe): ``method_from_config(prune, distill=DistillConfig(...),
+teacher=FOLDER_OR_MODEL)``, and ``PruningTrainer(..., lr_schedule="rewind")`` for the recipe's cyclic
+learning rate; ``examples/own_trainer.py`` runs a shipped recipe this way on your own CSV/JSON files.
 """
 
 from __future__ import annotations
@@ -39,22 +43,72 @@ import torch
 from transformers import Trainer, TrainerCallback
 
 from . import checkpoint as ckpt
-from .config import PruneConfig, TargetConfig
+from .config import DistillConfig, PruneConfig, TargetConfig
+from .errors import BertpruneError
 from .masks import MASK_FILE
 from .methods import PruningMethod, build_method
+from .schedules import LR_SCHEDULES, lr_factor
 from .train import forward_loss, optimizer_step
 
 STATE_STEM = "bertprune-method"
 
 
-def method_from_config(prune: PruneConfig, targets: TargetConfig | None = None) -> PruningMethod:
-    """The pruning method a :class:`~bertprune.config.PruneConfig` names (as ``bertprune finetune`` builds it)."""
+def method_from_config(prune: PruneConfig, targets: TargetConfig | None = None, *, distill: DistillConfig | None = None,
+                       teacher: str | torch.nn.Module | None = None, regression: bool = False) -> PruningMethod:
+    """The pruning method a :class:`~bertprune.config.PruneConfig` names (as ``bertprune finetune`` builds it);
+    with ``distill`` and ``teacher`` (a fine-tuned model, or its folder: a run folder or any Hugging Face
+    checkpoint), pruning while distilling as ``bertprune distill`` does. ``regression``: the task has one
+    output (the prediction term is then the MSE to the teacher's score)."""
     from types import SimpleNamespace
 
     from .config import validate
 
     validate(SimpleNamespace(prune=prune))  # the same checks as a recipe's prune section
-    return build_method(prune, targets)
+    method = build_method(prune, targets)
+    if distill is None:
+        if teacher is not None:
+            raise BertpruneError("a teacher was given without distill=DistillConfig(...): say how to distil from it")
+        return method
+    if teacher is None:
+        raise BertpruneError("distill=... needs teacher= (a fine-tuned model or its folder)")
+    from .methods.distill import Distillation
+
+    load = (lambda: teacher) if isinstance(teacher, torch.nn.Module) else (lambda: load_teacher(teacher))
+    return Distillation(method, load, distill, regression=regression)
+
+
+def load_teacher(path: str) -> torch.nn.Module:
+    """A fine-tuned sequence classifier from a bertprune run folder (its ``final/``) or any Hugging Face
+    folder, loaded safely (safetensors, no remote code)."""
+    from transformers import AutoModelForSequenceClassification
+
+    from .config import ModelConfig
+    from .models import load_model
+
+    folder = Path(path)
+    if (folder / "final" / "config.json").is_file():
+        folder = folder / "final"
+    return load_model(ModelConfig(name=str(folder)), AutoModelForSequenceClassification)
+
+
+def lr_lambda(method: PruningMethod, kind: str, total_steps: int, warmup: int = 0, min_ratio: float = 0.1):
+    """The factor of bertprune's learning-rate schedule ``kind`` at each step, for a ``LambdaLR`` made before
+    the method is prepared: ``rewind`` reads the method's pruning steps once it knows them (the Trainer
+    prepares it at ``on_train_begin``, after making its scheduler; only step 0, a cycle's start, comes first)."""
+    restarts: list[int] | None = None
+
+    def factor(step: int) -> float:
+        nonlocal restarts
+        if kind == "rewind" and restarts is None:
+            if not getattr(method, "total_steps", 0):  # not prepared yet
+                if step > 0:
+                    raise BertpruneError("the learning-rate schedule 'rewind' needs the method prepared first "
+                                         "(add PruningCallback, or use PruningTrainer)")
+                return lr_factor(kind, step, total_steps, warmup, restarts=(), min_ratio=min_ratio)
+            restarts = method.prune_steps()
+        return lr_factor(kind, step, total_steps, warmup, restarts=restarts or (), min_ratio=min_ratio)
+
+    return factor
 
 
 def pruning_loss(model, inputs: dict, method: PruningMethod) -> torch.Tensor:
@@ -81,11 +135,14 @@ class PruningCallback(TrainerCallback):
         if train_dataloader is not None and hasattr(train_dataloader, "__len__"):
             steps_per_epoch = max(1, math.ceil(len(train_dataloader) / args.gradient_accumulation_steps))
         self.method.prepare(model, state.max_steps, steps_per_epoch)
+        if self.method.extra_parameters():
+            raise BertpruneError(
+                "this distillation needs a learned projection (the student is narrower than the teacher and a "
+                "hidden-state term is on), which the Trainer's optimizer cannot know of: set distill.hidden_weight=0 "
+                "and distill.last_hidden_weight=0, or use `bertprune distill`")
         if state.global_step > 0:  # resume_from_checkpoint: the Trainer restored weights, optimizer, RNG
             folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
             if not (folder / f"{STATE_STEM}.json").is_file():
-                from .errors import BertpruneError
-
                 raise BertpruneError(f"{folder} holds no bertprune method state ({STATE_STEM}.json): it was not saved "
                                      f"with PruningCallback, so the pruning cannot continue exactly from it")
             self.method.load_state_dict(ckpt.load_tree(folder, STATE_STEM))
@@ -128,12 +185,32 @@ class PruningCallback(TrainerCallback):
 
 class PruningTrainer(Trainer):
     """A ``Trainer`` that prunes with ``method`` (adding :class:`PruningCallback`) and trains on the
-    method's loss (:func:`pruning_loss`: distillation terms included)."""
+    method's loss (:func:`pruning_loss`: distillation terms included).
 
-    def __init__(self, *args: Any, method: PruningMethod, **kwargs: Any):
+    ``lr_schedule`` (optional) replaces the Trainer's learning-rate scheduler by one of bertprune's
+    (``rewind``: the recipe's cyclic schedule, restarting at each pruning step and decaying to
+    ``lr_min_ratio`` of the rate; ``linear``, ``constant``), with the warm-up of ``args`` (``warmup_steps``);
+    ``None`` keeps ``args.lr_scheduler_type``."""
+
+    def __init__(self, *args: Any, method: PruningMethod, lr_schedule: str | None = None, lr_min_ratio: float = 0.1,
+                 **kwargs: Any):
+        if lr_schedule is not None and lr_schedule not in LR_SCHEDULES:
+            raise BertpruneError(f"unknown lr_schedule {lr_schedule!r}; choose one of {', '.join(LR_SCHEDULES)}")
         super().__init__(*args, **kwargs)
         self.method = method
-        self.add_callback(PruningCallback(method))
+        self.lr_schedule, self.lr_min_ratio = lr_schedule, lr_min_ratio
+        # first in line, so the printers and reporters that follow see the sparsity it adds to the logs
+        self.callback_handler.callbacks.insert(0, PruningCallback(method))
+
+    def create_scheduler(self, num_training_steps: int, optimizer=None):
+        if self.lr_schedule is None:
+            return super().create_scheduler(num_training_steps, optimizer)
+        if self.lr_scheduler is None:
+            factor = lr_lambda(self.method, self.lr_schedule, num_training_steps,
+                               self.args.get_warmup_steps(num_training_steps), self.lr_min_ratio)
+            self.lr_scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer or self.optimizer, factor)
+            self._created_lr_scheduler = True
+        return self.lr_scheduler
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         if return_outputs or not model.training:  # evaluation: the task's own loss and outputs
