@@ -29,6 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import records  # noqa: E402
 from rpp_universal import FT, MODEL, _quiet, finetune_overrides  # noqa: E402
 
+from bertprune.sentence import mean_pairwise_cosine  # noqa: E402
+
 BENCHMARK = "cls_collapse"
 SENTENCES = 64
 
@@ -38,14 +40,6 @@ def dev_sentences(glue_dir: str, n: int = SENTENCES) -> list[str]:
     from bertprune.data.glue import get_task, read_tsv
 
     return read_tsv(Path(glue_dir) / "STS-B" / "dev.tsv", get_task("stsb"))["text_a"][:n]
-
-
-def mean_pairwise_cosine(x: torch.Tensor) -> float:
-    """x: [n, hidden] -> the mean cosine over the n·(n-1) ordered pairs of distinct rows."""
-    x = torch.nn.functional.normalize(x, dim=-1)
-    sim = x @ x.T  # [n, n]
-    off_diagonal = ~torch.eye(len(x), dtype=torch.bool)
-    return float(sim[off_diagonal].mean())
 
 
 def _load(model_name: str):

@@ -78,6 +78,32 @@ def test_bench_on_a_bare_encoder_compares_the_last_hidden_state(models):
     assert "bertprune-int8" not in result["engines"]
 
 
+def test_bench_zero_shot_stsb_of_a_sparse_bare_encoder_under_each_engine(models, tmp_path):
+    """A pruned sentence encoder (no task head): zero-shot STS-B under PyTorch and under the engine agree."""
+    from transformers import AutoModel
+
+    from bertprune.sentence import stsb_zeroshot
+    from bertprune.testing import write_tokenizer
+
+    torch.manual_seed(0)
+    encoder = AutoModel.from_config(tiny_config("bert"))
+    OneShotMagnitude(0.8, granularity="4x1").prepare(encoder, 1)
+    encoder.save_pretrained(tmp_path / "enc")
+    write_tokenizer(tmp_path / "enc")
+    result = bench(tmp_path / "enc", [4], [8], int8=False, runs=2, warmup=1, force=True, task="stsb_zeroshot",
+                   glue_dir=str(models["glue"]))
+    dev = result["metric"]["sets"]["dev"]
+    assert result["metric"]["task"] == "stsb_zeroshot" and set(dev) == {"examples", DENSE, "bertprune-fp32"}
+    assert dev[DENSE]["spearman"] == pytest.approx(dev["bertprune-fp32"]["spearman"], abs=1e-6)
+    from transformers import AutoTokenizer
+
+    direct = stsb_zeroshot(encoder.eval(), AutoTokenizer.from_pretrained(tmp_path / "enc"), models["glue"], batch_size=4)
+    assert dev[DENSE]["spearman"] == pytest.approx(direct["spearman"], abs=1e-6)
+    assert "| dev spearman" in to_markdown(result)
+    with pytest.raises(BertpruneError, match="bare encoder"):
+        bench(models["run"], [1], [8], runs=1, warmup=0, task="stsb_zeroshot", glue_dir=str(models["glue"]))
+
+
 def test_cli_prints_json_and_markdown(models, capsys):
     assert run(["bench", str(models["run"]), "--batch-sizes", "1", "--seq-lens", "8", *FAST, "--json"]) == 0
     result = json.loads(capsys.readouterr().out)

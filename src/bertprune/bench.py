@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from .errors import BertpruneError
+from .sentence import STSB_ZEROSHOT
 
 DENSE = "torch-fp32"
 DEFAULT_BATCH_SIZES = (1, 8)
@@ -250,7 +251,7 @@ def bench(path: str | Path, batch_sizes: Sequence[int] = DEFAULT_BATCH_SIZES, se
     if seq_lens is not None and not seq_lens and texts is None:
         raise BertpruneError("nothing to time: give --seq-lens, --texts FILE, or both")
     text_list = read_texts(texts) if texts is not None else None  # before the (slow) model load
-    if task is not None:
+    if task is not None and task != STSB_ZEROSHOT:
         from .data.glue import get_task
 
         get_task(task)  # an unknown task is refused before any work
@@ -269,7 +270,10 @@ def _bench(path, batch_sizes, seq_lens, texts, int8, runs, warmup, task, glue_di
     from .sparse import kernels
 
     loaded = load_for_bench(path)
-    if task is not None and not loaded.classifier:
+    if task == STSB_ZEROSHOT and loaded.classifier:
+        raise BertpruneError(f"--task {STSB_ZEROSHOT} scores a bare encoder's sentence embeddings; {loaded.folder} has a "
+                             f"classification head: pass the encoder (e.g. a `bertprune pretrain` run folder)")
+    if task is not None and task != STSB_ZEROSHOT and not loaded.classifier:
         raise BertpruneError(f"--task {task}: {loaded.folder} is a bare encoder without a classification head, so it has no "
                              f"dev metric; pass a model fine-tuned on the task (a run folder of `bertprune finetune`)")
     tokenizer = load_tokenizer(ModelConfig(name=str(loaded.folder))) if texts is not None or task is not None else None
@@ -292,9 +296,26 @@ def _bench(path, batch_sizes, seq_lens, texts, int8, runs, warmup, task, glue_di
                     "kernels": kernels.available()},
         "engines": choices, "rows": rows, "metric": None,
     }
-    if task is not None:
+    if task == STSB_ZEROSHOT:
+        result["metric"] = zeroshot_metric(models, loaded, tokenizer, glue_dir, max(batch_sizes))
+    elif task is not None:
         result["metric"] = dev_metric(models, loaded, tokenizer, task, glue_dir, max(batch_sizes))
     return result
+
+
+def zeroshot_metric(models: dict[str, torch.nn.Module], loaded: Loaded, tokenizer, glue_dir: str | None, batch: int) -> dict:
+    """Zero-shot STS-B dev (:func:`bertprune.sentence.stsb_zeroshot`) under each engine."""
+    from .config import GLUE_DIR_ENV
+    from .sentence import stsb_zeroshot
+
+    max_length = min(DEFAULT_EVAL_LENGTH, loaded.limit or MAX_TEXT_TOKENS)
+    glue_dir = glue_dir or os.environ.get(GLUE_DIR_ENV) or None
+    scores = {name: stsb_zeroshot(m, tokenizer, glue_dir, batch_size=batch, max_length=max_length) for name, m in models.items()}
+    examples = scores[DENSE].pop("pairs")
+    for v in scores.values():
+        v.pop("pairs", None)
+    return {"task": STSB_ZEROSHOT, "main_metric": "spearman", "max_length": max_length,
+            "sets": {"dev": {"examples": examples, **scores}}}
 
 
 def dev_metric(models: dict[str, torch.nn.Module], loaded: Loaded, tokenizer, task: str, glue_dir: str | None,

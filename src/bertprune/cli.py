@@ -39,6 +39,7 @@ FINETUNE_FLAGS = {
 }
 
 PRETRAIN_FLAGS = {
+    "objective": "objective",
     "text_dir": "data.text_dir",
     "hub_dataset": "data.hub_dataset",
     "hub_config": "data.hub_config",
@@ -132,10 +133,15 @@ def _add_distill(sub):
 
 def _add_pretrain(sub):
     p = _run_parser(
-        sub, "pretrain", "masked-LM (pre-training) stage with any pruning method; writes a pruned checkpoint and its mask",
-        "Masked-LM stage (optionally + NSP). Config = defaults (bertprune/config.py: PretrainConfig), "
+        sub, "pretrain", "pre-training stage (masked LM, or distillation from the dense model) with any pruning method; "
+        "writes a pruned checkpoint and its (universal) mask",
+        "Objective mlm (default): the masked-LM loss (optionally + NSP). Objective distill: the dense model's hidden "
+        "states (distill.hidden_weight), attention distributions (distill.attn_weight, distill.attn_loss=kl), sentence "
+        "embeddings (distill.embedding_weight) and optionally the masked-LM loss (distill.task_weight); teacher = the "
+        "starting model unless distill.teacher names another. Config = defaults (bertprune/config.py: PretrainConfig), "
         "then --config YAML, then flags, then key.sub=value overrides (e.g. prune.rpp.gamma=1e-3).",
     )
+    p.add_argument("--objective", choices=["mlm", "distill"], help="mlm (default) or distill (from the dense model)")
     p.add_argument("--text-dir", help="folder of .txt files, one document per line; default $BERTPRUNE_TEXT_DIR")
     p.add_argument("--hub-dataset", help="a Hugging Face hub dataset instead, e.g. Salesforce/wikitext")
     p.add_argument("--hub-config", help="its config, e.g. wikitext-103-raw-v1")
@@ -217,7 +223,7 @@ def _add_bench(sub):
     p.add_argument("--warmup", type=_non_negative, default=3, help="untimed passes first (default 3)")
     p.add_argument("--threads", type=_positive, help="PyTorch threads (default: PyTorch's)")
     p.add_argument("--no-int8", action="store_true", help="skip the int8 engine")
-    p.add_argument("--task", help="also measure this GLUE task's dev metric under each engine")
+    p.add_argument("--task", help="also measure this GLUE task's dev metric under each engine; stsb_zeroshot: a bare encoder's zero-shot STS-B (cosine of mean-pooled embeddings, Spearman)")
     p.add_argument("--glue-dir", help="local GLUE folder for --task; default $BERTPRUNE_GLUE_DIR, else the hub")
     p.add_argument("--json", action="store_true", help="print JSON instead of Markdown")
 

@@ -205,12 +205,16 @@ class DistillConfig:
 
     #: The dense teacher fine-tuned on the task: a `bertprune finetune` run folder or any HF checkpoint.
     teacher: str = ""
-    #: attention-score MSE, mean over mapped layers, padded positions excluded
+    #: attention term, mean over mapped layers, padded positions excluded
     attn_weight: float = 1.0
+    #: ``scores_mse`` (TinyBERT: MSE of the scores QKᵀ/√d) or ``kl`` (MiniLM: KL of the attention distributions)
+    attn_loss: str = "scores_mse"
     #: hidden-state MSE, mean over layers (embedding output included), padded positions excluded
     hidden_weight: float = 1.0
     #: MSE to the teacher's last hidden state only (Intel Neural Compressor's loss)
     last_hidden_weight: float = 0.0
+    #: 1 − cosine of the sentence embeddings ([CLS] and mean-pooled last hidden states), averaged
+    embedding_weight: float = 0.0
     #: KD on the logits: KL at temperature τ, times τ² (MSE to the teacher's score for regression)
     pred_weight: float = 1.0
     #: weight of the ordinary task loss on the gold labels (0 in SparseBERT)
@@ -273,6 +277,12 @@ class PretrainConfig:
     output_dir: str = "runs/pretrain"
     model: ModelConfig = field(default_factory=ModelConfig)
     data: TextDataConfig = field(default_factory=TextDataConfig)
+    #: ``mlm``: the masked-LM loss (and NSP); ``distill``: learn the dense model's hidden states and
+    #: attention (``distill``), the masked-LM loss only as its ``task_weight`` term
+    objective: str = "mlm"
+    #: the pre-training-stage distillation (``objective=distill``): teacher "" = the starting model itself
+    distill: DistillConfig = field(default_factory=lambda: DistillConfig(
+        attn_weight=1.0, attn_loss="kl", hidden_weight=1.0, embedding_weight=0.0, pred_weight=0.0, task_weight=0.0))
     head: HeadConfig = field(default_factory=HeadConfig)
     targets: TargetConfig = field(default_factory=TargetConfig)
     prune: PruneConfig = field(default_factory=PruneConfig)
@@ -563,14 +573,30 @@ def validate(cfg) -> None:
         if data.task == "squad" and not 0 < data.doc_stride < (data.max_length or 384) // 2:
             raise BertpruneError(f"data.doc_stride must be in (0, max_length/2), got {data.doc_stride}")
     distill = getattr(cfg, "distill", None)
+    objective = getattr(cfg, "objective", None)
+    if objective is not None and objective not in ("mlm", "distill"):
+        raise BertpruneError(f"objective must be mlm or distill, got {objective!r}")
+    if objective == "mlm":
+        distill = None  # the distill section is unused
+    if objective == "distill":
+        if distill.pred_weight > 0 or distill.hardness is not None:
+            raise BertpruneError("the pre-training-stage distillation has no logits to distil: set distill.pred_weight=0 "
+                                 "(and no distill.hardness); the masked-LM loss is distill.task_weight")
+        if distill.task_weight > 0 and cfg.data.nsp:
+            raise BertpruneError("objective=distill with the masked-LM term does not do NSP; set data.nsp=false")
+        if distill.init_from_teacher:
+            raise BertpruneError("distill.init_from_teacher is for fine-tuning; at the pre-training stage set model.name")
     if distill is not None:
-        if not distill.teacher:
+        if not distill.teacher and objective != "distill":
             raise BertpruneError("distillation needs a teacher: --teacher PATH (a dense model fine-tuned on the task)")
         if distill.hardness is not None:
             if not 0.0 <= distill.hardness <= 1.0:
                 raise BertpruneError(f"distill.hardness must be in [0, 1] (the weight of KD vs the gold labels), got {distill.hardness}")
             distill.pred_weight, distill.task_weight = distill.hardness, 1.0 - distill.hardness
-        weights = (distill.attn_weight, distill.hidden_weight, distill.last_hidden_weight, distill.pred_weight, distill.task_weight)
+        if distill.attn_loss not in ("scores_mse", "kl"):
+            raise BertpruneError(f"distill.attn_loss must be scores_mse or kl, got {distill.attn_loss!r}")
+        weights = (distill.attn_weight, distill.hidden_weight, distill.last_hidden_weight, distill.embedding_weight,
+                   distill.pred_weight, distill.task_weight)
         if min(weights) < 0 or max(weights) == 0:
             raise BertpruneError(f"distill weights must be >= 0 and not all 0, got {weights}")
         if distill.temperature <= 0:

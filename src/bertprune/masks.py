@@ -172,6 +172,26 @@ class Masks:
             raise BertpruneError(f"{path} holds no masks; pass the mask.safetensors of a pruned bertprune run.")
         return cls({name: _as_mask(t, name, path) for name, t in tensors.items()})
 
+    def aligned(self, params: Mapping[str, torch.Tensor]) -> "Masks":
+        """These masks under the names of ``params`` where the two differ only by the base model's prefix:
+        a universal mask of a bare encoder (``encoder.layer.0...``) fits the task models built on it
+        (``bert.encoder.layer.0...``), and a task model's mask fits its bare encoder. Names that match
+        already, or match nothing either way, are left as they are (``check_against`` judges them)."""
+        if all(n in params for n in self.masks):
+            return self
+
+        def match(name: str) -> str:
+            if name in params:
+                return name
+            prefixed = [p for p in params if p.endswith("." + name) and "." not in p[: -len(name) - 1]]
+            if len(prefixed) == 1:  # one more leading component: the base model's prefix
+                return prefixed[0]
+            rest = name.partition(".")[2]
+            return rest if rest in params else name
+
+        renamed = {match(n): m for n, m in self.masks.items()}
+        return Masks(renamed) if len(renamed) == len(self.masks) else self
+
     def check_against(self, params: Mapping[str, torch.Tensor], path: str | Path = "the mask", every_name: bool = True) -> "Masks":
         """Refuse a mask whose tensors have other shapes than the weights of the same name, or (with
         ``every_name``) that names tensors the weights lack; with ``every_name=False`` at least one

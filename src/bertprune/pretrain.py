@@ -1,4 +1,6 @@
-"""``bertprune pretrain``: the masked-LM stage with any pruning method.
+"""``bertprune pretrain``: the pre-training stage with any pruning method, on the masked-LM objective
+(``objective=mlm``, the default) or by distillation from the dense model (``objective=distill``,
+:mod:`bertprune.tasks.text_distill`).
 
 Writes ``<output_dir>/final/`` (a plain Hugging Face masked-LM checkpoint, zeros baked in, with the
 pre-trained pooler carried over) and ``final/mask.safetensors``, the universal mask to keep fixed
@@ -10,9 +12,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from .methods import build_method
+from .methods.distill import Distillation
 from .tasks.mlm import MlmTask
+from .tasks.text_distill import TextDistillTask
 from .train import train
 
 
 def pretrain(cfg, resume: bool = False, overwrite: bool = False, quiet: bool = False) -> dict[str, Any]:
+    if cfg.objective == "distill":  # the dense model's knowledge as the loss; any method prunes meanwhile
+        task = TextDistillTask(cfg)
+        method = Distillation(build_method(cfg.prune, cfg.targets), task.load_teacher, cfg.distill)
+        return train(cfg, task, resume=resume, overwrite=overwrite, quiet=quiet, method=method)
     return train(cfg, MlmTask(cfg), resume=resume, overwrite=overwrite, quiet=quiet)

@@ -170,7 +170,7 @@ def sparsity_report(path: str | Path, seq_len: int = 128, patterns: dict[str, st
     if masks is not None:
         report["mask"] = _mask_check(masks, weights, mask_path)
     if universal_mask is not None:
-        universal = Masks.load(universal_mask).check_against(weights, universal_mask, every_name=False)
+        universal = Masks.load(universal_mask).aligned(weights).check_against(weights, universal_mask, every_name=False)
         report["universal_mask"] = _universal_check(universal, masks, weights, table, universal_mask)
     return report
 

@@ -179,7 +179,7 @@ def forward_loss(model, batch: dict, method: PruningMethod) -> torch.Tensor:
     """The training loss of one batch: the model's own (task) loss, to which the method adds its
     terms (distillation runs the teacher here). Shared with the Hugging Face Trainer integration."""
     outputs = model(**batch, **method.forward_kwargs())
-    return method.loss(outputs.loss, outputs, batch)
+    return method.loss(getattr(outputs, "loss", None), outputs, batch)  # a bare encoder computes none
 
 
 def optimizer_step(method: PruningMethod, step, next_step: int, optimizer=None) -> float:

@@ -77,6 +77,50 @@ def attention_score_loss(student: list[torch.Tensor], teacher: list[torch.Tensor
     return total / max(1, len(student))
 
 
+def attention_kl_loss(student: list[torch.Tensor], teacher: list[torch.Tensor], attention_mask: torch.Tensor | None) -> torch.Tensor:
+    """MiniLM's self-attention distribution transfer: mean over layer pairs of KL(teacher ‖ student) of the
+    attention distributions softmax(QKᵀ/√d) over the keys, averaged over heads and real query rows; padded
+    keys get no probability and padded queries no weight. Different head counts: head-averaged distributions."""
+    total = student[0].new_zeros((), dtype=torch.float32)
+    keys = attention_mask[:, None, None, :].bool() if attention_mask is not None else None  # [batch, 1, 1, T]
+    for s, t in zip(student, teacher):
+        s, t = s.float(), t.float()
+        if keys is not None:
+            s, t = s.masked_fill(~keys, float("-inf")), t.masked_fill(~keys, float("-inf"))
+        log_s, log_t = F.log_softmax(s, dim=-1), F.log_softmax(t, dim=-1)
+        if s.shape[1] != t.shape[1]:  # mix the heads' distributions, then compare
+            log_s = torch.logsumexp(log_s, dim=1, keepdim=True) - math.log(log_s.shape[1])
+            log_t = torch.logsumexp(log_t, dim=1, keepdim=True) - math.log(log_t.shape[1])
+        p_t = log_t.exp()
+        row = torch.where(p_t > 0, p_t * (log_t - log_s), torch.zeros_like(p_t)).sum(-1)  # [batch, heads, T]
+        if attention_mask is not None:
+            q = attention_mask.float()[:, None, :]  # [batch, 1, T]
+            total = total + (row * q).sum() / (q.sum() * row.shape[1]).clamp(min=1)
+        else:
+            total = total + row.mean()
+    return total / max(1, len(student))
+
+
+def sentence_embeddings(hidden: torch.Tensor, attention_mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """([CLS] state, mean of the real tokens' states) of [batch, T, width] hidden states: the two usual
+    sentence embeddings (all-MiniLM-L6-v2 is trained for the mean-pooled one)."""
+    hidden = hidden.float()
+    if attention_mask is None:
+        return hidden[:, 0], hidden.mean(1)
+    m = attention_mask.float()[:, :, None]  # [batch, T, 1]
+    return hidden[:, 0], (hidden * m).sum(1) / m.sum(1).clamp(min=1)
+
+
+def embedding_loss(student: torch.Tensor, teacher: torch.Tensor, attention_mask: torch.Tensor | None,
+                   projection: torch.nn.Module | None = None) -> torch.Tensor:
+    """1 − cosine between the student's and the teacher's sentence embeddings, averaged over the batch and
+    over the two poolings ([CLS] and mean of real tokens) of the last hidden states [batch, T, width]."""
+    s_cls, s_mean = sentence_embeddings(projection(student) if projection is not None else student, attention_mask)
+    t_cls, t_mean = sentence_embeddings(teacher, attention_mask)
+    return 0.5 * ((1 - F.cosine_similarity(s_cls, t_cls, dim=-1)).mean()
+                  + (1 - F.cosine_similarity(s_mean, t_mean, dim=-1)).mean())
+
+
 def hidden_state_loss(student: list[torch.Tensor], teacher: list[torch.Tensor], projection: torch.nn.Module | None,
                       attention_mask: torch.Tensor | None = None) -> torch.Tensor:
     """Mean over layer pairs of the MSE of [batch, T, width] hidden states over real tokens."""
@@ -211,7 +255,7 @@ class Distillation(PruningMethod):
             )
         self.teacher = teacher
         self.layer_pairs = list(zip(range(1, _layers(s_cfg) + 1), layer_map(_layers(s_cfg), _layers(t_cfg))))
-        if _width(s_cfg) != _width(t_cfg) and (self.cfg.hidden_weight > 0 or self.cfg.last_hidden_weight > 0):
+        if _width(s_cfg) != _width(t_cfg) and self._needs_hidden():
             torch.manual_seed(0)
             self.projection = torch.nn.Linear(_width(s_cfg), _width(t_cfg))
         self.student_scores = AttentionScores(model, _heads(s_cfg)) if self.cfg.attn_weight > 0 else None
@@ -220,18 +264,22 @@ class Distillation(PruningMethod):
     def extra_parameters(self) -> list[torch.nn.Parameter]:
         return list(self.projection.parameters()) if self.projection is not None else []
 
+    def _needs_hidden(self) -> bool:
+        c = self.cfg
+        return c.hidden_weight > 0 or c.last_hidden_weight > 0 or c.embedding_weight > 0
+
     def forward_kwargs(self) -> dict[str, Any]:
-        return {"output_hidden_states": True} if self.cfg.hidden_weight > 0 or self.cfg.last_hidden_weight > 0 else {}
+        return {"output_hidden_states": True} if self._needs_hidden() else {}
 
     def loss(self, task_loss, outputs, batch):
         c = self.cfg
-        device = outputs.hidden_states[0].device if getattr(outputs, "hidden_states", None) else task_loss.device
+        device = batch["input_ids"].device
         if next(self.teacher.parameters()).device != device:
             self.teacher.to(device)
         if self.projection is not None and self.projection.weight.device != device:
             self.projection.to(device)
         inputs = {k: v for k, v in batch.items() if k not in ("labels", "start_positions", "end_positions")}
-        hidden = c.hidden_weight > 0 or c.last_hidden_weight > 0
+        hidden = self._needs_hidden()
         with torch.no_grad():
             teacher_out = self.teacher(**inputs, output_hidden_states=hidden)
         mask = batch.get("attention_mask")
@@ -240,7 +288,8 @@ class Distillation(PruningMethod):
             s_all, t_all = self.student_scores.take(), self.teacher_scores.take()
             s_sel = [s_all[i - 1] for i, _ in self.layer_pairs]
             t_sel = [t_all[j - 1] for _, j in self.layer_pairs]
-            terms["attn"] = c.attn_weight * attention_score_loss(s_sel, t_sel, mask)
+            attn_loss = attention_kl_loss if c.attn_loss == "kl" else attention_score_loss
+            terms["attn"] = c.attn_weight * attn_loss(s_sel, t_sel, mask)
         if c.hidden_weight > 0:
             pairs = [(0, 0)] + self.layer_pairs
             terms["hidden"] = c.hidden_weight * hidden_state_loss(
@@ -249,9 +298,15 @@ class Distillation(PruningMethod):
         if c.last_hidden_weight > 0:
             terms["last_hidden"] = c.last_hidden_weight * hidden_state_loss(
                 [outputs.hidden_states[-1]], [teacher_out.hidden_states[-1]], self.projection, mask)
+        if c.embedding_weight > 0:
+            terms["embedding"] = c.embedding_weight * embedding_loss(
+                outputs.hidden_states[-1], teacher_out.hidden_states[-1], mask, self.projection)
         if c.pred_weight > 0:
             terms["pred"] = c.pred_weight * prediction_loss(outputs, teacher_out, c.temperature, self.regression)
         if c.task_weight > 0:
+            if task_loss is None:
+                raise BertpruneError("distill.task_weight > 0 but the model computes no task loss (a bare encoder); "
+                                     "set distill.task_weight=0")
             terms["task"] = c.task_weight * task_loss
         if not terms:
             raise BertpruneError("every distillation term has weight 0; set distill.*_weight")
@@ -285,8 +340,9 @@ class Distillation(PruningMethod):
     def summary(self):
         return {**self.inner.summary(), "pruning": self.inner.name, "teacher": self.cfg.teacher,
                 "weights": {"attn": self.cfg.attn_weight, "hidden": self.cfg.hidden_weight,
-                            "last_hidden": self.cfg.last_hidden_weight, "pred": self.cfg.pred_weight,
-                            "task": self.cfg.task_weight}, "temperature": self.cfg.temperature,
+                            "last_hidden": self.cfg.last_hidden_weight, "embedding": self.cfg.embedding_weight,
+                            "pred": self.cfg.pred_weight, "task": self.cfg.task_weight},
+                "attn_loss": self.cfg.attn_loss, "temperature": self.cfg.temperature,
                 "layer_map": self.layer_pairs, "projection": self.projection is not None}
 
     def state_dict(self):

@@ -28,7 +28,7 @@ class FixedMask(PruningMethod):
         self.total_steps = total_steps
         params = dict(model.named_parameters())
         if self.mask_file is not None:
-            masks = Masks.load(self.mask_file)
+            masks = Masks.load(self.mask_file).aligned(params)  # a bare encoder's universal mask fits its task models
             if not len(masks):
                 raise BertpruneError(f"{self.mask_file} holds no masks")
         else:

@@ -62,7 +62,8 @@ def _masked_only_forward(self, input_ids=None, attention_mask=None, token_type_i
     token_head, nsp_head = _prediction_heads(self)
     inputs = {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids, **kwargs}
     accepted = inspect.signature(self.base_model.forward).parameters
-    out = self.base_model(**{k: v for k, v in inputs.items() if v is not None and k in accepted})
+    anything = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values())  # e.g. output_hidden_states
+    out = self.base_model(**{k: v for k, v in inputs.items() if v is not None and (anything or k in accepted)})
     hidden = out[0]  # [batch, tokens, hidden]
     selected = labels != -100 if labels is not None else torch.ones(hidden.shape[:2], dtype=torch.bool, device=hidden.device)
     logits = token_head(hidden[selected])  # [masked tokens, vocab]
@@ -90,6 +91,28 @@ def use_masked_only_forward(model) -> bool:
         return False
     model.forward = types.MethodType(_masked_only_forward, model)
     return True
+
+
+def text_blocks(cfg, tokenizer, accelerator, examples) -> tuple:
+    """(training, held-out) datasets of ``cfg.data``'s plain text: documents read, sampled
+    (``max_documents``), split by document (``validation_fraction``), tokenized, and made into
+    examples by ``examples(docs_ids, tokenizer, seed)``; at most ``eval_blocks`` held out (seeded)."""
+    data = cfg.data
+    docs = read_documents(data.text_dir, data.text_files, data.hub_dataset, data.hub_config, data.hub_split, data.text_column)
+    if data.max_documents is not None and data.max_documents < len(docs):
+        keep = sorted(random.Random(cfg.train.seed).sample(range(len(docs)), data.max_documents))
+        docs = [docs[i] for i in keep]
+    train_docs, val_docs = split_documents(docs, data.validation_fraction, cfg.train.seed)
+    if not val_docs:
+        raise BertpruneError("data.validation_fraction=0 leaves nothing to evaluate on; use e.g. 0.05")
+    with accelerator.main_process_first():
+        train_set = examples(tokenize_documents(train_docs, tokenizer), tokenizer, cfg.train.seed)
+        eval_set = examples(tokenize_documents(val_docs, tokenizer), tokenizer, cfg.train.seed + 1)
+    if data.eval_blocks is not None and data.eval_blocks < len(eval_set):
+        eval_set = eval_set.select(sorted(random.Random(cfg.train.seed).sample(range(len(eval_set)), data.eval_blocks)))
+    if len(train_set) == 0 or len(eval_set) == 0:
+        raise BertpruneError(f"too little text: {len(train_set)} training and {len(eval_set)} held-out blocks")
+    return train_set, eval_set
 
 
 class MlmTask(Task):
@@ -126,20 +149,7 @@ class MlmTask(Task):
         if tokenizer.cls_token_id is None or tokenizer.sep_token_id is None or tokenizer.mask_token_id is None:
             raise BertpruneError("the tokenizer lacks [CLS]/[SEP]/[MASK] tokens needed for masked-LM training")
 
-        docs = read_documents(data.text_dir, data.text_files, data.hub_dataset, data.hub_config, data.hub_split, data.text_column)
-        if data.max_documents is not None and data.max_documents < len(docs):
-            keep = sorted(random.Random(cfg.train.seed).sample(range(len(docs)), data.max_documents))
-            docs = [docs[i] for i in keep]
-        train_docs, val_docs = split_documents(docs, data.validation_fraction, cfg.train.seed)
-        if not val_docs:
-            raise BertpruneError("data.validation_fraction=0 leaves nothing to evaluate on; use e.g. 0.05")
-        with accelerator.main_process_first():
-            train_set = self._examples(tokenize_documents(train_docs, tokenizer), tokenizer, cfg.train.seed)
-            eval_set = self._examples(tokenize_documents(val_docs, tokenizer), tokenizer, cfg.train.seed + 1)
-        if data.eval_blocks is not None and data.eval_blocks < len(eval_set):
-            eval_set = eval_set.select(sorted(random.Random(cfg.train.seed).sample(range(len(eval_set)), data.eval_blocks)))
-        if len(train_set) == 0 or len(eval_set) == 0:
-            raise BertpruneError(f"too little text: {len(train_set)} training and {len(eval_set)} held-out blocks")
+        train_set, eval_set = text_blocks(cfg, tokenizer, accelerator, self._examples)
         collate = DataCollatorForLanguageModeling(tokenizer, mlm=True, mlm_probability=data.mlm_probability)
         return Built(model, tokenizer, train_set, {"dev": eval_set}, collate)
 

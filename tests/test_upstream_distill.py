@@ -1,0 +1,191 @@
+"""The pre-training stage by distillation (``bertprune pretrain --objective distill``): each term on
+hand-computed cases, zero at student = teacher and blind to padding; a pruning run on plain text that
+writes a universal mask, resumes exactly, and transfers with the mask fixed; zero-shot STS-B."""
+
+import json
+import math
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from bertprune.cli import run
+from bertprune.crashtest import crash_and_resume, fingerprint, run_cli
+from bertprune.sentence import mean_pairwise_cosine, stsb_zeroshot, zeroshot_scores
+from bertprune.masks import Masks
+from bertprune.methods.distill import attention_kl_loss, embedding_loss, hidden_state_loss, sentence_embeddings
+
+
+def _scores(seed, batch=2, heads=2, t=5):
+    return torch.randn(batch, heads, t, t, generator=torch.Generator().manual_seed(seed))
+
+
+MASK = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]])  # the second row has two padded positions
+
+
+# --- the terms ---------------------------------------------------------------------------------------
+def test_attention_kl_by_hand():
+    student = [torch.zeros(1, 1, 1, 2)]  # one query, two keys: uniform attention
+    teacher = [torch.tensor([[[[math.log(3.0), 0.0]]]])]  # attention (3/4, 1/4)
+    want = 0.75 * math.log(0.75 / 0.5) + 0.25 * math.log(0.25 / 0.5)
+    assert float(attention_kl_loss(student, teacher, None)) == pytest.approx(want, rel=1e-6)
+
+
+def test_attention_kl_is_zero_at_equality_positive_otherwise_and_blind_to_padding():
+    s, t = [_scores(0), _scores(1)], [_scores(2), _scores(3)]
+    assert float(attention_kl_loss(s, s, MASK)) == pytest.approx(0.0, abs=1e-7)
+    base = float(attention_kl_loss(s, t, MASK))
+    assert base > 0
+    # scores at padded keys, and whole padded query rows, change nothing
+    s2 = [x.clone() for x in s]
+    for x in s2:
+        x[1, :, :, 3:] = 100.0
+        x[1, :, 3:, :] = -7.0
+    assert float(attention_kl_loss(s2, t, MASK)) == pytest.approx(base, rel=1e-6)
+    # mean over layers: one layer pair alone gives its own value, the pair of two their average
+    one = float(attention_kl_loss(s[:1], t[:1], MASK))
+    two = float(attention_kl_loss(s[1:], t[1:], MASK))
+    assert base == pytest.approx((one + two) / 2, rel=1e-6)
+
+
+def test_attention_kl_with_different_head_counts_compares_the_mixed_distributions():
+    s, t = [_scores(0, heads=2)], [_scores(1, heads=4)]
+    value = float(attention_kl_loss(s, t, MASK))
+    assert value > 0 and math.isfinite(value)
+    same = [_scores(5, heads=1)]
+    doubled = [same[0].repeat(1, 3, 1, 1)]  # three identical heads mix to the same distribution
+    assert float(attention_kl_loss(same, doubled, MASK)) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_hidden_and_embedding_terms_zero_at_equality_and_blind_to_padding():
+    g = torch.Generator().manual_seed(0)
+    s = [torch.randn(2, 5, 8, generator=g) for _ in range(3)]
+    t = [torch.randn(2, 5, 8, generator=g) for _ in range(3)]
+    for loss in (lambda a, b: hidden_state_loss(a, b, None, MASK), lambda a, b: embedding_loss(a[-1], b[-1], MASK)):
+        assert float(loss(s, s)) == pytest.approx(0.0, abs=1e-6)
+        base = float(loss(s, t))
+        assert base > 0
+        padded = [x.clone() for x in s]
+        for x in padded:
+            x[1, 3:] = 50.0  # the padded positions of row 2
+        assert float(loss(padded, t)) == pytest.approx(base, rel=1e-6)
+
+
+def test_embedding_term_by_hand():
+    student = torch.tensor([[[1.0, 0.0], [1.0, 0.0]]])  # [CLS] (1, 0), mean (1, 0)
+    teacher = torch.tensor([[[0.0, 1.0], [2.0, 1.0]]])  # [CLS] (0, 1): cos 0; mean (1, 1): cos 1/√2
+    want = 0.5 * ((1 - 0.0) + (1 - 1 / math.sqrt(2)))
+    assert float(embedding_loss(student, teacher, None)) == pytest.approx(want, rel=1e-6)
+    cls, mean = sentence_embeddings(torch.tensor([[[1.0], [3.0], [100.0]]]), torch.tensor([[1, 1, 0]]))
+    assert float(cls) == 1.0 and float(mean) == 2.0  # the padded 100 is left out
+
+
+def test_zeroshot_scores_by_hand():
+    a = torch.tensor([[1.0, 0.0], [1.0, 0.0], [1.0, 0.0]])
+    b = torch.tensor([[1.0, 0.0], [1.0, 1.0], [0.0, 1.0]])  # cosines 1, 0.707, 0
+    out = zeroshot_scores(a, b, [5.0, 3.0, 0.5])
+    assert out["spearman"] == pytest.approx(1.0) and out["pearson"] > 0.98
+    assert zeroshot_scores(a, b, [0.5, 3.0, 5.0])["spearman"] == pytest.approx(-1.0)
+
+
+def test_stsb_zeroshot_equals_a_hand_computation(tiny_models, tiny_glue):
+    from transformers import AutoModel, AutoTokenizer
+
+    from bertprune.data.glue import get_task, read_tsv
+
+    model = AutoModel.from_pretrained(tiny_models["bert"]).eval()
+    tok = AutoTokenizer.from_pretrained(tiny_models["bert"])
+    out = stsb_zeroshot(model, tok, tiny_glue, batch_size=7)
+    dev = read_tsv(tiny_glue / "STS-B" / "dev.tsv", get_task("stsb"))
+    embeddings = []
+    with torch.no_grad():
+        for column in ("text_a", "text_b"):
+            rows = []
+            for text in dev[column]:  # one sentence at a time: no padding at all
+                ids = tok(text, return_tensors="pt")
+                rows.append(model(**ids).last_hidden_state[0].mean(0))
+            embeddings.append(torch.stack(rows))
+    from scipy.stats import spearmanr
+
+    cos = torch.nn.functional.cosine_similarity(*embeddings, dim=-1).numpy()
+    assert out["spearman"] == pytest.approx(spearmanr(cos, dev["label"])[0], abs=1e-6)
+    assert out["pairs"] == len(dev) and 0 < out["cls_pairwise_cosine"] <= 1
+
+
+def test_mean_pairwise_cosine_needs_two_rows():
+    with pytest.raises(ValueError):
+        mean_pairwise_cosine(torch.ones(1, 3))
+
+
+# --- the pre-training run ----------------------------------------------------------------------------
+def _distill_args(pretrain_args, out, *extra):
+    return pretrain_args(out, "bert", "--objective", "distill", "--method", "gradual", "--sparsity", "0.8",
+                         "prune.criterion=magnitude", "prune.schedule.every=2", "prune.scope=global", *extra)
+
+
+def test_distill_objective_prunes_a_bare_encoder_and_the_mask_transfers_fixed(pretrain_args, run_args, tmp_path):
+    assert run(_distill_args(pretrain_args, "pre")) == 0
+    results = json.loads((tmp_path / "pre" / "results.json").read_text())
+    dev = results["final"]["dev"]
+    assert results["achieved_sparsity"] == pytest.approx(0.8, abs=1e-3)
+    assert 0 < dev["embedding_cosine"] <= 1 and dev["hidden_mse"] > 0
+    assert 0 < dev["cls_pairwise_cosine_teacher"] <= 1 and "mlm_accuracy" not in dev
+    logged = [json.loads(x) for x in (tmp_path / "pre" / "metrics.jsonl").read_text().splitlines()]
+    steps = [r for r in logged if "loss_attn" in r]
+    # before the first mask (step 2) the student is the teacher (no dropout in the tiny model): loss 0; after, > 0
+    assert steps[0]["loss_attn"] == steps[0]["loss_hidden"] == 0.0
+    assert len(steps) > 3 and all(r["loss_attn"] > 0 and r["loss_hidden"] > 0 for r in steps[1:])
+    final = tmp_path / "pre" / "final"
+    config = json.loads((final / "config.json").read_text())
+    assert config["architectures"] == ["BertModel"]  # a plain encoder, pooler included
+    assert any(k.startswith("pooler.") for k in load_file(str(final / "model.safetensors")))
+
+    universal = Masks.load(final / "mask.safetensors")
+    assert run(run_args("ft", "bert", "sst2", "--model", str(final), "--mask", str(final / "mask.safetensors"))) == 0
+    weights = load_file(str(tmp_path / "ft" / "final" / "model.safetensors"))
+    kept = 0
+    for name in universal.names():
+        ft_name = name if name in weights else f"bert.{name}"
+        assert (weights[ft_name][~universal[name]] == 0).all(), name  # zeros stayed zeros
+        kept += 1
+    assert kept == len(universal.names()) > 0
+    from bertprune.report import sparsity_report
+
+    report = sparsity_report(tmp_path / "ft")  # the encoder's mask, under the task model's names
+    assert report["universal_mask"]["mask_equal"] is True
+    assert report["universal_mask"]["universal_zeros_still_zero"] == 1.0
+
+
+def test_distill_objective_with_the_masked_lm_term(pretrain_args, tmp_path):
+    assert run(_distill_args(pretrain_args, "pre", "distill.task_weight=0.5", "distill.embedding_weight=1")) == 0
+    dev = json.loads((tmp_path / "pre" / "results.json").read_text())["final"]["dev"]
+    assert {"mlm_accuracy", "embedding_cosine", "cls_pairwise_cosine"} <= set(dev)
+    logged = [json.loads(x) for x in (tmp_path / "pre" / "metrics.jsonl").read_text().splitlines()]
+    assert any(r.get("loss_task", 0) > 0 and r.get("loss_embedding", 0) > 0 for r in logged)
+
+
+def test_distill_objective_with_rpp(pretrain_args, tmp_path):
+    args = pretrain_args("pre", "bert", "--objective", "distill", "--method", "rpp", "--sparsity", "0.8",
+                         "prune.rpp.gamma_rate=1.2", "prune.rpp.reweight_every=3")
+    assert run(args) == 0
+    assert json.loads((tmp_path / "pre" / "results.json").read_text())["achieved_sparsity"] == pytest.approx(0.8, abs=1e-3)
+
+
+@pytest.mark.slow
+def test_distill_objective_resumes_exactly_mid_run(pretrain_args, tmp_path):
+    """Killed after its second checkpoint (mid-run, criterion and schedule state inside), resumed: the same
+    weights, mask, metrics and evaluation as an uninterrupted run."""
+    extra = ("train.save_every=3", "train.eval_every=3", "prune.criterion=fisher")
+    reference = run_cli(_distill_args(pretrain_args, "reference", *extra))
+    assert reference.returncode == 0, reference.stderr_tail
+    outcome = crash_and_resume(_distill_args(pretrain_args, "crashed", *extra), tmp_path / "crashed",
+                               fingerprint(tmp_path / "reference"), faults=("checkpoint.published@2",))
+    assert outcome.reached and outcome.tracebacks == 0
+    assert not outcome.differences, outcome.differences
+
+
+def test_bad_distill_objective_settings_are_refused(pretrain_args, capsys):
+    from conftest import cli_fails
+
+    cli_fails(pretrain_args("x", "bert", "--objective", "distill", "distill.pred_weight=1"), capsys, "pred_weight=0")
+    cli_fails(pretrain_args("x", "bert", "--objective", "distill", "distill.attn_loss=cosine"), capsys, "attn_loss")
