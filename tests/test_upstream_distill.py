@@ -123,13 +123,15 @@ def _distill_args(pretrain_args, out, *extra):
                          "prune.criterion=magnitude", "prune.schedule.every=2", "prune.scope=global", *extra)
 
 
-def test_distill_objective_prunes_a_bare_encoder_and_the_mask_transfers_fixed(pretrain_args, run_args, tmp_path):
-    assert run(_distill_args(pretrain_args, "pre")) == 0
+def test_distill_objective_prunes_a_bare_encoder_and_the_mask_transfers_fixed(pretrain_args, run_args, tmp_path,
+                                                                             tiny_glue):
+    assert run(_distill_args(pretrain_args, "pre", f"data.glue_dir={tiny_glue}")) == 0
     results = json.loads((tmp_path / "pre" / "results.json").read_text())
     dev = results["final"]["dev"]
     assert results["achieved_sparsity"] == pytest.approx(0.8, abs=1e-3)
     assert 0 < dev["embedding_cosine"] <= 1 and dev["hidden_mse"] > 0
     assert 0 < dev["cls_pairwise_cosine_teacher"] <= 1 and "mlm_accuracy" not in dev
+    assert -1 <= dev["stsb_zeroshot_spearman"] <= 1  # every evaluation: zero-shot STS-B of the tiny GLUE folder
     logged = [json.loads(x) for x in (tmp_path / "pre" / "metrics.jsonl").read_text().splitlines()]
     steps = [r for r in logged if "loss_attn" in r]
     # before the first mask (step 2) the student is the teacher (no dropout in the tiny model): loss 0; after, > 0

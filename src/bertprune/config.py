@@ -257,6 +257,9 @@ class TextDataConfig:
     mlm_probability: float = 0.15
     #: Add next-sentence prediction (BertForPreTraining; BERT-type models only).
     nsp: bool = False
+    #: A GLUE folder (empty: ``$BERTPRUNE_GLUE_DIR``): with ``objective=distill`` every evaluation also
+    #: measures zero-shot STS-B dev (:func:`bertprune.sentence.stsb_zeroshot`, about 20 s for MiniLM-L6 on 2 cores)
+    glue_dir: Optional[str] = None
 
 
 @dataclass

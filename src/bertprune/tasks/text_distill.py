@@ -16,7 +16,8 @@ Held-out metrics (on the held-out blocks of the text): each distillation term wi
 (``hidden_mse``, ``attn_kl`` is left to training logs), ``embedding_cosine`` — the mean cosine of the
 student's and the teacher's mean-pooled embeddings, the headline — ``cls_cosine`` likewise for [CLS],
 and ``cls_pairwise_cosine`` of the student and of the teacher (the collapse check); masked-LM metrics
-too when the masked-LM term is on.
+too when the masked-LM term is on; with ``data.glue_dir``, zero-shot STS-B dev (``stsb_zeroshot_spearman``)
+and the pairwise cosine of its first sentences' [CLS] states.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from pathlib import Path
 import torch
 
 from ..config import ModelConfig
-from ..sentence import last_hidden_state, mean_pairwise_cosine
+from ..sentence import last_hidden_state, mean_pairwise_cosine, stsb_zeroshot
 from ..errors import BertpruneError
 from ..methods.distill import hidden_state_loss, sentence_embeddings
 from ..models import load_model, load_tokenizer, sequence_length
@@ -125,5 +126,10 @@ class TextDistillTask(Task):
         if self.mlm is not None:  # the masked-LM metrics too, on the same held-out blocks
             for name, metrics in self.mlm.evaluate(model, loaders, accelerator).items():
                 results[name].update(metrics)
+        if self.cfg.data.glue_dir and accelerator.is_main_process:  # the sentence encoder's own job, no fine-tuning
+            tokenizer = load_tokenizer(self.cfg.model)
+            scores = stsb_zeroshot(accelerator.unwrap_model(model), tokenizer, self.cfg.data.glue_dir)
+            results["dev"].update({"stsb_zeroshot_spearman": scores["spearman"],
+                                   "stsb_cls_pairwise_cosine": scores["cls_pairwise_cosine"]})
         return results
 

@@ -1,0 +1,278 @@
+"""Benchmark: a universal sparse MiniLM, pruned once at the pre-training stage by distillation, then transferred.
+
+A thin driver over bertprune's own commands, in three stages:
+
+* ``--stage pretrain``: ``bertprune pretrain --objective distill`` on ``../shared/data/text`` (the
+  dense model is the teacher: hidden states, attention distributions, sentence embeddings) with a
+  pruning method (``--method gradual --criterion magnitude`` is NIP; ``--method rpp``), sparsity and
+  pattern, for ``--steps`` optimizer steps of 32 blocks of 128 tokens. Its record (task
+  ``stsb_zeroshot``) holds zero-shot STS-B dev of the universal model (Spearman of the cosine of
+  mean-pooled embeddings, no fine-tuning), the held-out embedding cosine to the teacher, the [CLS]
+  pairwise cosine (collapse check), tokens and tokens per second. ``--stage dense`` records the dense
+  model's zero-shot STS-B the same way.
+* ``--stage transfer``: each task fine-tuned from the universal model with its mask fixed, by the
+  high-sparsity KD recipe (``sparse-kd``: logits of the task's dense teacher, the teachers of
+  ``benchmarks/high_sparsity.py``, same data and subsample) with ``prune.method=dense prune.mask=...``;
+  ``--free`` lets the run prune again from the universal model (Fisher, as downstream) and records which
+  share of the universal zeros stayed zeros, by role.
+* ``--table``: ``results/universal.md``: the universal models, then the transfer rows with their
+  share of the dense average (dense per task: the best dense row of ``high_sparsity.jsonl``), beside
+  pruning downstream at the same sparsity (``high_sparsity.jsonl``).
+
+    python benchmarks/universal.py --stage dense --glue-dir ../shared/data/glue
+    python benchmarks/universal.py --stage pretrain --glue-dir ../shared/data/glue --text-dir ../shared/data/text \\
+        --method gradual --criterion magnitude --sparsity 0.9 --steps 600 --resume
+    python benchmarks/universal.py --stage transfer --glue-dir ../shared/data/glue --text-dir ../shared/data/text \\
+        --method gradual --criterion magnitude --sparsity 0.9 --steps 600 --tasks stsb mrpc --resume
+    python benchmarks/universal.py --table
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import statistics
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import high_sparsity  # noqa: E402
+import records  # noqa: E402
+
+BENCHMARK = "universal"
+ZEROSHOT = "stsb_zeroshot"
+TRANSFER_RECIPE = "sparse-kd"
+
+
+def universal_name(args, seed: int) -> str:
+    """The folder (and row name) of one universal model: method, criterion, sparsity, pattern, steps, seed, overrides."""
+    extra = hashlib.sha256(" ".join(args.set).encode()).hexdigest()[:6] if args.set else "base"
+    return f"{args.method}-{args.criterion}-{args.sparsity}-{args.granularity}-{args.steps}st-{extra}-s{seed}"
+
+
+def pretrain_overrides(args, seed: int, out: Path) -> list[str]:
+    return [f"model.name={args.model}", f"data.text_dir={args.text_dir}", f"data.glue_dir={args.glue_dir}",
+            "objective=distill", f"prune.method={args.method}", f"prune.criterion={args.criterion}",
+            f"prune.sparsity={args.sparsity}", f"prune.granularity={args.granularity}", "prune.scope=global",
+            f"train.max_steps={args.steps}", f"train.seed={seed}", f"output_dir={out}", *args.set]
+
+
+def base_record(task: str, seed: int, cmd: list[str], args) -> dict:
+    return {"benchmark": BENCHMARK, "task": task, "model": Path(args.model).name, "split": "dev", "seed": seed,
+            "command": records.command_line("benchmarks/universal.py", cmd), "git_commit": args.commit,
+            "machine": records.machine()}
+
+
+def run_dense(args) -> dict:
+    """Zero-shot STS-B dev of the dense model (the reference of every universal model)."""
+    from transformers import AutoModel
+
+    from bertprune.config import ModelConfig
+    from bertprune.models import load_model, load_tokenizer
+    from bertprune.sentence import stsb_zeroshot
+
+    cmd = ["--stage", "dense", "--glue-dir", args.glue_dir]
+    done = [r for r in records.read(BENCHMARK) if r["command"] == records.command_line("benchmarks/universal.py", cmd)]
+    if args.resume and done:
+        return done[-1]
+    from bertprune.models import resolve_model_path
+    from bertprune.report import sparsity_report
+
+    mc = ModelConfig(name=args.model)
+    scores = stsb_zeroshot(load_model(mc, AutoModel), load_tokenizer(mc), args.glue_dir)
+    counted = sparsity_report(resolve_model_path(args.model))
+    rec = {**base_record(ZEROSHOT, 0, cmd, args), "method": "dense", "target_sparsity": 0.0,
+           "achieved_sparsity": counted["sparsity"]["encoder_linear"],
+           "nonzero_encoder_params": counted["params"]["encoder_linear_nonzero"], "metrics": scores,
+           "main_metric": round(100 * scores["spearman"], 2), "train_examples": 0, "epochs": 0.0,
+           "train_seconds": 0.0, "sec_per_step": 0.0, "recipe": "dense", "criterion": "none", "granularity": "unstructured", "universal": "dense",
+           "notes": "the dense model as published, no training; mean-pooled embeddings, full STS-B dev"}
+    records.append(BENCHMARK, rec)
+    return rec
+
+
+def pretrain_cmd(args, seed: int) -> list[str]:
+    return ["--stage", "pretrain", "--method", args.method, "--criterion", args.criterion, "--sparsity", str(args.sparsity),
+            "--granularity", args.granularity, "--steps", str(args.steps), "--seeds", str(seed)] + \
+        (["--set", *args.set] if args.set else [])
+
+
+def ensure_universal(args, seed: int) -> tuple[Path, dict]:
+    """The universal model of these settings (trained once, resumable) and its record."""
+    from bertprune.config import PretrainConfig, load_config
+    from bertprune.pretrain import pretrain
+
+    name = universal_name(args, seed)
+    out = Path(args.out_dir) / name
+    cmd = pretrain_cmd(args, seed)
+    done = [r for r in records.read(BENCHMARK) if r.get("universal") == name and r["task"] == ZEROSHOT]
+    if done and (out / "final" / "mask.safetensors").is_file():
+        return out, done[-1]
+    cfg = load_config(None, pretrain_overrides(args, seed, out), schema=PretrainConfig)
+    if (out / "results.json").is_file():
+        results = json.loads((out / "results.json").read_text())
+    else:
+        results = pretrain(cfg, **records.restart(args.resume), quiet=args.quiet)
+    dev = results["final"]["dev"]
+    tokens = results["steps"] * cfg.train.batch_size * cfg.data.block_size
+    rec = {**base_record(ZEROSHOT, seed, cmd, args), "method": f"pretrain-distill-{args.method}",
+           "target_sparsity": args.sparsity, "achieved_sparsity": round(results["achieved_sparsity"], 6),
+           "nonzero_encoder_params": results["nonzero_encoder_params"], "metrics": dev,
+           "main_metric": round(100 * dev["stsb_zeroshot_spearman"], 2), "train_examples": results["train_examples"],
+           "epochs": round(results["steps"] / max(1, results["train_examples"] // cfg.train.batch_size), 4),
+           "train_seconds": round(results["train_seconds"], 1), "sec_per_step": round(results["sec_per_step_median"], 4),
+           "steps": results["steps"], "tokens": tokens, "tokens_per_second": round(tokens / results["train_seconds"], 1),
+           "recipe": "pretrain-distill", "criterion": args.criterion if args.method == "gradual" else args.method,
+           "granularity": args.granularity, "universal": name,
+           "notes": f"objective distill (weights {cfg.distill.hidden_weight} hidden, {cfg.distill.attn_weight} attention "
+                    f"{cfg.distill.attn_loss}, {cfg.distill.embedding_weight} embedding, {cfg.distill.task_weight} MLM); "
+                    f"blocks of {cfg.data.block_size} tokens, batch {cfg.train.batch_size}; precision {cfg.train.mixed_precision}"}
+    records.append(BENCHMARK, rec)
+    return out, rec
+
+
+def run_transfer(args, task: str, seed: int, teacher: Path) -> dict:
+    """One task fine-tuned from the universal model (mask fixed, or free with ``--free``) by the KD recipe,
+    distilling ``teacher`` (the task's dense teacher of the high-sparsity benchmark)."""
+    from bertprune.config import DistillRunConfig, load_config
+    from bertprune.recipes import recipe_file
+    from bertprune.report import sparsity_report
+    from bertprune.train import distill
+
+    universal, _ = ensure_universal(args, seed)
+    mask = universal / "final" / "mask.safetensors"
+    overrides = high_sparsity.task_overrides(task, args, seed) + [
+        f"model.name={universal / 'final'}", f"distill.teacher={teacher}", "distill.init_from_teacher=false"]
+    overrides += ([f"prune.sparsity={args.sparsity}", f"prune.granularity={args.granularity}"] if args.free else
+                  ["prune.method=dense", "prune.sparsity=0", "prune.criterion=magnitude", f"prune.mask={mask}",
+                   "prune.schedule.initial_sparsity=0"])
+    overrides += args.transfer_set
+    cfg = load_config(recipe_file(TRANSFER_RECIPE), overrides, schema=DistillRunConfig)
+    kind = "free" if args.free else "fixed"
+    cfg.output_dir = str(universal / f"{task}-{kind}-s{seed}")
+    cmd = pretrain_cmd(args, seed)[2:] + ["--stage", "transfer", "--tasks", task] + (["--free"] if args.free else []) + \
+        (["--transfer-set", *args.transfer_set] if args.transfer_set else [])
+    command = records.command_line("benchmarks/universal.py", cmd)
+    done = [r for r in records.read(BENCHMARK) if r["command"] == command and r["git_commit"] == args.commit]
+    if args.resume and done:
+        return done[-1]
+    results = distill(cfg, **records.restart(args.resume), quiet=args.quiet)
+    report = sparsity_report(cfg.output_dir, universal_mask=mask)
+    kept = report["universal_mask"]
+    by_role: dict[str, list[int]] = {}
+    for m in kept["matrices"]:
+        acc = by_role.setdefault(m["role"], [0, 0])
+        acc[0], acc[1] = acc[0] + m["still_zero"], acc[1] + m["universal_zeros"]
+    dev = results["final"]["dev"]
+    rec = {**base_record(task, seed, cmd, args), "method": f"universal-{kind}", "target_sparsity": args.sparsity,
+           "achieved_sparsity": round(results["achieved_sparsity"], 6),
+           "nonzero_encoder_params": results["nonzero_encoder_params"], "metrics": dev,
+           "main_metric": round(100 * dev[high_sparsity.MAIN[task]], 2), "train_examples": results["train_examples"],
+           "epochs": cfg.train.epochs, "train_seconds": round(results["train_seconds"], 1),
+           "sec_per_step": round(results["sec_per_step_median"], 4), "steps": results["steps"],
+           "recipe": f"universal-{kind}+{TRANSFER_RECIPE}", "criterion": args.criterion, "granularity": args.granularity,
+           "universal": universal_name(args, seed), "teacher": str(teacher),
+           "universal_zeros_kept": kept["universal_zeros_still_zero"],
+           "universal_zeros_kept_by_role": {r: round(z / n, 6) if n else 1.0 for r, (z, n) in sorted(by_role.items())},
+           "notes": f"final model, full dev set; KD recipe {TRANSFER_RECIPE} from the task teacher; "
+                    + ("mask fixed" if not args.free else "pruned again from the universal model (mask free)")}
+    records.append(BENCHMARK, rec)
+    return rec
+
+
+# --- the table ----------------------------------------------------------------------------------
+def table() -> str:
+    recs = records.read(BENCHMARK)
+    latest = records.latest(recs, key=lambda r: (r.get("universal"), r.get("method"), r["task"], r["seed"]))
+    dense_zero = [r for k, r in latest.items() if k[0] == "dense"]
+    ref = dense_zero[-1]["main_metric"] if dense_zero else None
+    lines = ["# A universal sparse MiniLM: pruned at the pre-training stage by distillation", "",
+             "## Universal models (zero-shot STS-B dev: cosine of mean-pooled embeddings, Spearman × 100, no fine-tuning)", "",
+             "| universal model | sparsity | pattern | criterion | tokens | tokens/s | zero-shot STS-B | share of dense | "
+             "embedding cosine to dense | [CLS] pairwise cosine (dense) | minutes |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for (name, _, task, seed), r in sorted(latest.items(), key=lambda kv: (kv[1]["target_sparsity"], str(kv[0][0]))):
+        if task != ZEROSHOT:
+            continue
+        m = r["metrics"]
+        share = f"{100 * r['main_metric'] / ref:.1f}%" if ref else "-"
+        cls = m.get("stsb_cls_pairwise_cosine", m.get("cls_pairwise_cosine"))
+        lines.append(f"| {name} | {r['target_sparsity']:.2f} | {r['granularity']} | {r['criterion']} | "
+                     f"{r.get('tokens', 0):,} | {r.get('tokens_per_second', 0):,.0f} | {r['main_metric']:.2f} | {share} | "
+                     f"{m.get('embedding_cosine', 1.0):.4f} | {cls:.3f} | {r['train_seconds'] / 60:.0f} |")
+    _, dense = high_sparsity.grouped(records.read(high_sparsity.BENCHMARK))
+    tasks = [t for t in high_sparsity.TASKS if any(k[2] == t for k in latest)]
+    if tasks:
+        lines += ["", "## Transfer: each task fine-tuned from the universal model by the KD recipe", "",
+                  "| universal model | mask | " + " | ".join(tasks) + " | average | share of dense | universal zeros kept |",
+                  "|---|---|" + "---|" * (len(tasks) + 3)]
+        rows: dict[tuple, dict[str, list[dict]]] = {}
+        for (name, method, task, _), r in latest.items():
+            if task in tasks:
+                rows.setdefault((name, method), {}).setdefault(task, []).append(r)
+        for (name, method), by_task in sorted(rows.items()):
+            means = {t: statistics.mean(x["main_metric"] for x in by_task[t]) for t in tasks if t in by_task}
+            cells = [f"{means[t]:.2f}" if t in means else "-" for t in tasks]
+            complete = len(means) == len(tasks) and all(t in dense for t in tasks)
+            avg = statistics.mean(means.values()) if complete else None
+            share = f"{100 * avg / statistics.mean(dense[t] for t in tasks):.1f}%" if complete else "-"
+            kept = statistics.mean(x["universal_zeros_kept"] for rs in by_task.values() for x in rs)
+            lines.append(f"| {name} | {method.removeprefix('universal-')} | " + " | ".join(cells)
+                         + f" | {avg:.2f} | {share} | {kept:.3f} |" if avg is not None else
+                         f"| {name} | {method.removeprefix('universal-')} | " + " | ".join(cells) + f" | - | - | {kept:.3f} |")
+        lines += ["", "Dense per task (the best dense row of high_sparsity.jsonl): "
+                  + ", ".join(f"{t} {dense[t]:.2f}" for t in tasks if t in dense) + "."]
+    lines += ["", "Machines: " + "; ".join(sorted({r["machine"] for r in recs})),
+              "Reproduce a row: the `command` field of its record in `universal.jsonl`."]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--stage", choices=["dense", "pretrain", "transfer"])
+    p.add_argument("--glue-dir", help="GLUE folder in the official TSV layout (e.g. ../shared/data/glue)")
+    p.add_argument("--text-dir", help="plain text for the pre-training stage (e.g. ../shared/data/text)")
+    p.add_argument("--model", default="all-MiniLM-L6-v2")
+    p.add_argument("--method", default="gradual", help="gradual (with --criterion; magnitude = NIP) or rpp")
+    p.add_argument("--criterion", default="magnitude")
+    p.add_argument("--sparsity", type=float, default=0.9)
+    p.add_argument("--granularity", default="unstructured")
+    p.add_argument("--steps", type=int, default=600, help="pre-training steps of 32 blocks of 128 tokens")
+    p.add_argument("--seeds", nargs="+", type=int, default=[42])
+    p.add_argument("--set", nargs="*", default=[], metavar="key=value", help="overrides of the pre-training run")
+    p.add_argument("--tasks", nargs="+", default=high_sparsity.TASKS, choices=high_sparsity.TASKS)
+    p.add_argument("--free", action="store_true", help="transfer with pruning again instead of the mask fixed")
+    p.add_argument("--transfer-set", nargs="*", default=[], metavar="key=value", help="overrides of the transfer runs")
+    p.add_argument("--out-dir", default="runs/bench-universal")
+    p.add_argument("--teachers", default="runs/bench-high-sparsity", help="where the high-sparsity teachers live")
+    p.add_argument("--resume", action="store_true")
+    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--table", action="store_true", help="only rebuild the Markdown table")
+    args = p.parse_args()
+    if args.stage:
+        if not args.glue_dir or (args.stage != "dense" and not args.text_dir):
+            p.error("--glue-dir (and, to pre-train, --text-dir) are required to run")
+        from bertprune.cli import _quiet_libraries
+
+        _quiet_libraries()
+        args.commit = records.git_commit()
+        teachers = argparse.Namespace(**{**vars(args), "out_dir": args.teachers})  # high_sparsity's teacher folders
+        for seed in args.seeds:
+            if args.stage == "dense":
+                print(json.dumps(run_dense(args)["metrics"]), flush=True)
+                break
+            if args.stage == "pretrain":
+                _, rec = ensure_universal(args, seed)
+                print(json.dumps({k: rec[k] for k in ("universal", "main_metric", "train_seconds")}), flush=True)
+            else:
+                for task in args.tasks:
+                    rec = run_transfer(args, task, seed, high_sparsity.ensure_teacher(teachers, task, seed))
+                    print(json.dumps({k: rec[k] for k in ("task", "universal", "main_metric", "train_seconds")}), flush=True)
+            (records.RESULTS / f"{BENCHMARK}.md").write_text(table())
+    (records.RESULTS / f"{BENCHMARK}.md").write_text(table())
+    print(table())
+
+
+if __name__ == "__main__":
+    main()

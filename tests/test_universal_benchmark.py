@@ -1,0 +1,52 @@
+"""benchmarks/universal.py: a smoke run of the driver on a tiny model (the dense zero-shot row, a universal
+model pruned by distillation, its transfer with the mask fixed and free), and the table."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bertprune.testing import save_tiny_model, write_tiny_text
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
+import records  # noqa: E402
+
+
+@pytest.mark.slow
+def test_driver_pretrains_transfers_and_writes_records(tiny_glue, tmp_path):
+    model = save_tiny_model(tmp_path / "model", "bert", positions=128)
+    text = write_tiny_text(tmp_path / "text")
+    env = {"BERTPRUNE_BENCH_RESULTS": str(tmp_path / "results"), "PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1",
+           "TOKENIZERS_PARALLELISM": "false"}
+    base = [sys.executable, str(REPO / "benchmarks" / "universal.py"), "--glue-dir", str(tiny_glue), "--text-dir", str(text),
+            "--model", str(model), "--quiet", "--out-dir", str(tmp_path / "runs"), "--teachers", str(tmp_path / "teachers"),
+            "--sparsity", "0.5", "--steps", "6", "--set", "data.block_size=32", "train.batch_size=8", "train.eval_every=3",
+            "prune.schedule.every=2", "--tasks", "sst2",
+            "--transfer-set", "train.epochs=1", "train.mixed_precision=no", "data.max_length=32"]
+
+    def run(*extra):
+        done = subprocess.run(base + list(extra), env=env, cwd=tmp_path, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr[-3000:]
+
+    run("--stage", "dense")
+    run("--stage", "transfer")  # trains the universal model first, then the task
+    run("--stage", "transfer", "--free")
+    recs = [json.loads(x) for x in (tmp_path / "results" / "universal.jsonl").read_text().splitlines()]
+    assert [(r["task"], r["method"]) for r in recs] == [
+        ("stsb_zeroshot", "dense"), ("stsb_zeroshot", "pretrain-distill-gradual"), ("sst2", "universal-fixed"),
+        ("sst2", "universal-free")]
+    assert all(set(records.REQUIRED) <= set(r) for r in recs)
+    universal, fixed, free = recs[1:]
+    assert universal["achieved_sparsity"] == pytest.approx(0.5, abs=2e-3)
+    assert universal["tokens"] == 6 * 8 * 32 and universal["tokens_per_second"] > 0
+    assert -100 <= universal["main_metric"] <= 100 and 0 < universal["metrics"]["embedding_cosine"] <= 1
+    assert fixed["universal_zeros_kept"] == 1.0 and fixed["achieved_sparsity"] == pytest.approx(0.5, abs=2e-3)
+    assert set(fixed["universal_zeros_kept_by_role"]) == {"query", "key", "value", "attn_out", "ffn_in", "ffn_out"}
+    assert 0 <= free["universal_zeros_kept"] <= 1
+    teachers = [json.loads(x) for x in (tmp_path / "results" / "high_sparsity.jsonl").read_text().splitlines()]
+    assert [r["recipe"] for r in teachers] == ["teacher"]  # trained once, reused by the second transfer
+    md = (tmp_path / "results" / "universal.md").read_text()
+    assert "| dense | 0.00 |" in md and "| fixed |" in md and "| free |" in md
