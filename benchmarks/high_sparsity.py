@@ -93,6 +93,23 @@ def record_of(results: dict, cfg, task: str, seed: int, recipe: str, tag: str, c
     }
 
 
+def check_same_teacher(out: Path, cfg) -> None:
+    """A teacher folder is reused only for the teacher it holds: the same model, task, data and seed."""
+    import yaml
+
+    saved_file = out / "config.yaml"
+    if not saved_file.is_file():
+        return
+    saved = yaml.safe_load(saved_file.read_text()) or {}
+    want = {"model.name": cfg.model.name, "data.task": cfg.data.task, "data.train_examples": cfg.data.train_examples,
+            "train.seed": cfg.train.seed, "train.epochs": cfg.train.epochs}
+    have = {k: (saved.get(k.split(".")[0]) or {}).get(k.split(".")[1]) for k in want}
+    differ = {k: (have[k], v) for k, v in want.items() if have[k] != v}
+    if differ:
+        raise SystemExit(f"{out} holds another teacher ({', '.join(f'{k}: {a!r} there, {b!r} here' for k, (a, b) in differ.items())}); "
+                         f"pass another --out-dir (nothing was changed)")
+
+
 def ensure_teacher(args, task: str, seed: int) -> Path:
     """The dense fine-tuned teacher of ``task`` (recipe ``teacher``), trained once and reused."""
     from bertprune.config import load_config
@@ -101,10 +118,11 @@ def ensure_teacher(args, task: str, seed: int) -> Path:
 
     out = teacher_dir(args, task, seed)
     cmd = ["--glue-dir", args.glue_dir, "--teacher-only", "--tasks", task, "--seeds", str(seed)]
-    if (out / "results.json").is_file() and recorded(cmd):
-        return out
     overrides = task_overrides(task, args, seed) + [f"model.name={args.model}", f"output_dir={out}"]
     cfg = load_config(recipe_file(TEACHER_RECIPE), overrides)
+    check_same_teacher(out, cfg)
+    if (out / "results.json").is_file() and recorded(cmd):
+        return out
     if (out / "results.json").is_file():  # trained, not yet recorded (e.g. the record step was interrupted)
         results = json.loads((out / "results.json").read_text())
     else:

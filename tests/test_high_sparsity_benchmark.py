@@ -59,3 +59,15 @@ def test_table_shares_against_the_best_dense_and_seed_statistics(monkeypatch):
     assert cells[10] == "72.00" and cells[11] == "81.8%"
     assert cells[12] == "80.0%"  # the lowest task share: 72 / 90
     assert cells[-1] == "3"
+
+
+def test_a_teacher_folder_is_reused_only_for_the_same_teacher(tmp_path):
+    from bertprune.config import load_config, save_config
+    from bertprune.recipes import recipe_file
+
+    cfg = load_config(recipe_file(high_sparsity.TEACHER_RECIPE), ["data.task=rte", "model.name=all-MiniLM-L6-v2"])
+    save_config(cfg, tmp_path / "config.yaml")
+    high_sparsity.check_same_teacher(tmp_path, cfg)  # the same teacher: reused
+    other = load_config(recipe_file(high_sparsity.TEACHER_RECIPE), ["data.task=rte", "model.name=/tmp/tiny"])
+    with pytest.raises(SystemExit, match="holds another teacher.*model.name"):
+        high_sparsity.check_same_teacher(tmp_path, other)

@@ -120,3 +120,32 @@ def test_state_round_trip(tiny_classifier):
     other.load_state_dict(state)
     assert other.gamma == method.gamma and all(torch.equal(other.alpha[n], method.alpha[n]) for n in method.alpha)
     assert other.masks.equal(method.masks)
+
+
+def test_the_schedule_shape_and_epoch_fields_steer_rpp(tiny_classifier):
+    """RPP follows schedule.kind (γ is steered toward that curve) and the *_epoch fields, as Pruner does."""
+    from bertprune.schedules import sparsity_at
+
+    model = tiny_classifier("bert")
+    linear = ReweightedProximal(0.8, schedule=ScheduleConfig(kind="linear", start=0.0, end=0.5))
+    linear.prepare(model, 40)
+    assert linear.target_sparsity(10) == pytest.approx(sparsity_at("linear", 10, 0.8, 0, 20)) == pytest.approx(0.4)
+    cubic = ReweightedProximal(0.8, schedule=ScheduleConfig(kind="cubic", start=0.0, end=0.5))
+    cubic.prepare(model, 40)
+    assert cubic.target_sparsity(10) == pytest.approx(0.8 * (1 - 0.5**3))
+    by_epoch = ReweightedProximal(0.8, schedule=ScheduleConfig(start_epoch=1, end_epoch=3, start=0.0, end=0.5))
+    by_epoch.prepare(model, 40, steps_per_epoch=10)
+    assert (by_epoch.start_step, by_epoch.end_step) == (10, 30)
+
+
+def test_the_global_cut_respects_the_per_matrix_cap(tiny_classifier):
+    model = tiny_classifier("bert")
+    with torch.no_grad():  # one matrix far smaller than the rest: a global cut alone would empty it
+        model.bert.encoder.layer[0].attention.self.query.weight.mul_(1e-4)
+    method = ReweightedProximal(0.6, "global", RppConfig(gamma=1e-4, eps=1e-2, reweight_every=5),
+                                ScheduleConfig(start=0.0, end=0.5, every=1), max_layer_sparsity=0.9)
+    method.prepare(model, 10)
+    _loop(model, method, 10, lr=1e-6)  # small steps: the shrunken matrix stays the smallest
+    per_matrix = {n: float((~m).float().mean()) for n, m in method.masks.masks.items()}
+    assert max(per_matrix.values()) <= 0.9 + 1e-6
+    assert method.masks.sparsity() == pytest.approx(0.6, abs=2e-3)

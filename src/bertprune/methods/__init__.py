@@ -44,5 +44,6 @@ def build_method(prune: PruneConfig, targets: TargetConfig | None = None) -> Pru
         return Pruner(prune.sparsity, prune.criterion, prune.scope, prune.schedule, targets, prune.granularity,
                       prune.max_layer_sparsity, name=prune.method)
     if prune.method == "rpp":
-        return ReweightedProximal(prune.sparsity, prune.scope, prune.rpp, prune.schedule, targets, prune.granularity)
+        return ReweightedProximal(prune.sparsity, prune.scope, prune.rpp, prune.schedule, targets, prune.granularity,
+                                  prune.max_layer_sparsity)
     raise BertpruneError(f"unknown pruning method {prune.method!r}; choose dense, oneshot, gmp, gradual or rpp")

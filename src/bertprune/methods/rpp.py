@@ -28,10 +28,11 @@ from __future__ import annotations
 import torch
 
 from ..config import RppConfig, ScheduleConfig, TargetConfig
-from ..schedules import cubic_sparsity, steps_from_fraction
+from ..schedules import sparsity_at
 from .base import PruningMethod
 from .granularity import parse_granularity
 from .magnitude import magnitude_masks
+from .pruner import schedule_steps
 
 
 def prox_reweighted_l1(w: torch.Tensor, threshold: torch.Tensor | float) -> torch.Tensor:
@@ -55,9 +56,11 @@ class ReweightedProximal(PruningMethod):
         schedule: ScheduleConfig | None = None,
         targets: TargetConfig | None = None,
         granularity: str = "unstructured",
+        max_layer_sparsity: float = 1.0,
     ):
         super().__init__(targets)
         self.sparsity, self.scope = sparsity, scope
+        self.max_layer_sparsity = max_layer_sparsity  # global scope: the cut leaves no matrix sparser than this
         self.granularity = parse_granularity(granularity)  # of the final cut; proximal zeros are unstructured
         self.rpp = rpp or RppConfig()
         self.schedule = schedule or ScheduleConfig()
@@ -75,9 +78,9 @@ class ReweightedProximal(PruningMethod):
         super().prepare(model, total_steps)
         if self.target_mode:
             self.check_granularity(self.granularity, self.sparsity)
-        self.start_step = steps_from_fraction(self.schedule.start, total_steps)
-        end = steps_from_fraction(self.schedule.end, total_steps) if self.target_mode else total_steps
-        self.end_step = max(self.start_step + 1, end)
+        start, end, _ = schedule_steps(self.schedule, total_steps, steps_per_epoch)  # epoch fields win, as for Pruner
+        self.start_step = start
+        self.end_step = max(self.start_step + 1, end if self.target_mode else total_steps)
         self.alpha = {t.name: torch.ones_like(self.masks._params[t.name]) for t in self.targets}
         self.gamma = {t.name: self.rpp.gamma for t in self.targets}
 
@@ -85,7 +88,9 @@ class ReweightedProximal(PruningMethod):
     def target_sparsity(self, step: int) -> float:
         if not self.target_mode:
             return 0.0
-        return cubic_sparsity(step, self.sparsity, self.start_step, self.end_step, 1, self.schedule.initial_sparsity)
+        # γ is steered every step along the schedule's shape (cubic, exponential, linear...)
+        return sparsity_at(self.schedule.kind, step, self.sparsity, self.start_step, self.end_step, 1,
+                           self.schedule.initial_sparsity)
 
     def reached_target(self, step: int) -> bool:
         return step >= self.end_step
@@ -131,7 +136,8 @@ class ReweightedProximal(PruningMethod):
         self.prox_sparsity_at_cut = sum(int((w == 0).sum()) for w in weights.values()) / sum(
             w.numel() for w in weights.values()
         )
-        self.set_masks(magnitude_masks({n: w.abs() for n, w in weights.items()}, self.sparsity, self.scope, self.granularity))
+        self.set_masks(magnitude_masks({n: w.abs() for n, w in weights.items()}, self.sparsity, self.scope, self.granularity,
+                                       self.max_layer_sparsity))
         self.masks.apply(optimizer)
 
     # --- reporting and state ------------------------------------------------------------------
