@@ -125,7 +125,7 @@ def _distill_args(pretrain_args, out, *extra):
 
 def test_distill_objective_prunes_a_bare_encoder_and_the_mask_transfers_fixed(pretrain_args, run_args, tmp_path,
                                                                              tiny_glue):
-    assert run(_distill_args(pretrain_args, "pre", f"data.glue_dir={tiny_glue}")) == 0
+    assert run(_distill_args(pretrain_args, "pre", "--glue-dir", str(tiny_glue))) == 0
     results = json.loads((tmp_path / "pre" / "results.json").read_text())
     dev = results["final"]["dev"]
     assert results["achieved_sparsity"] == pytest.approx(0.8, abs=1e-3)

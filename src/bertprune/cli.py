@@ -41,6 +41,7 @@ FINETUNE_FLAGS = {
 PRETRAIN_FLAGS = {
     "objective": "objective",
     "text_dir": "data.text_dir",
+    "glue_dir": "data.glue_dir",
     "hub_dataset": "data.hub_dataset",
     "hub_config": "data.hub_config",
     "block_size": "data.block_size",
@@ -142,6 +143,8 @@ def _add_pretrain(sub):
         "then --config YAML, then flags, then key.sub=value overrides (e.g. prune.rpp.gamma=1e-3).",
     )
     p.add_argument("--objective", choices=["mlm", "distill"], help="mlm (default) or distill (from the dense model)")
+    p.add_argument("--glue-dir", help="with --objective distill: a GLUE folder; every evaluation then also measures "
+                                      "zero-shot STS-B (default $BERTPRUNE_GLUE_DIR)")
     p.add_argument("--text-dir", help="folder of .txt files, one document per line; default $BERTPRUNE_TEXT_DIR")
     p.add_argument("--hub-dataset", help="a Hugging Face hub dataset instead, e.g. Salesforce/wikitext")
     p.add_argument("--hub-config", help="its config, e.g. wikitext-103-raw-v1")
