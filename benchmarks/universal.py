@@ -47,8 +47,9 @@ TRANSFER_RECIPE = "sparse-kd"
 
 def universal_name(args, seed: int) -> str:
     """The folder (and row name) of one universal model: method, criterion, sparsity, pattern, steps, seed, overrides."""
-    extra = hashlib.sha256(" ".join(args.set).encode()).hexdigest()[:6] if args.set else "base"
-    return f"{args.method}-{args.criterion}-{args.sparsity}-{args.granularity}-{args.steps}st-{extra}-s{seed}"
+    extra = hashlib.sha256(" ".join(sorted(args.set)).encode()).hexdigest()[:6] if args.set else "base"
+    model = Path(args.model).name
+    return f"{model}-{args.method}-{args.criterion}-{args.sparsity}-{args.granularity}-{args.steps}st-{extra}-s{seed}"
 
 
 def pretrain_overrides(args, seed: int, out: Path) -> list[str]:
@@ -72,7 +73,7 @@ def run_dense(args) -> dict:
     from bertprune.models import load_model, load_tokenizer
     from bertprune.sentence import stsb_zeroshot
 
-    cmd = ["--stage", "dense", "--glue-dir", args.glue_dir]
+    cmd = ["--stage", "dense", "--glue-dir", args.glue_dir, "--model", args.model]
     done = [r for r in records.read(BENCHMARK) if r["command"] == records.command_line("benchmarks/universal.py", cmd)]
     if args.resume and done:
         return done[-1]
@@ -171,7 +172,8 @@ def run_transfer(args, task: str, seed: int, teacher: Path) -> dict:
            "main_metric": round(100 * dev[high_sparsity.MAIN[task]], 2), "train_examples": results["train_examples"],
            "epochs": cfg.train.epochs, "train_seconds": round(results["train_seconds"], 1),
            "sec_per_step": round(results["sec_per_step_median"], 4), "steps": results["steps"],
-           "recipe": f"universal-{kind}+{TRANSFER_RECIPE}", "criterion": args.criterion, "granularity": args.granularity,
+           "recipe": f"universal-{kind}+{TRANSFER_RECIPE}", "criterion": cfg.prune.criterion if args.free else args.criterion,
+           "granularity": args.granularity,
            "universal": universal_name(args, seed), "teacher": str(teacher),
            "universal_zeros_kept": kept["universal_zeros_still_zero"],
            "universal_zeros_kept_by_role": {r: round(z / n, 6) if n else 1.0 for r, (z, n) in sorted(by_role.items())},
@@ -197,7 +199,7 @@ def table() -> str:
             continue
         m = r["metrics"]
         share = f"{100 * r['main_metric'] / ref:.1f}%" if ref else "-"
-        cls = m.get("stsb_cls_pairwise_cosine", m.get("cls_pairwise_cosine"))
+        cls = m.get("stsb_cls_pairwise_cosine", m.get("cls_pairwise_cosine", float("nan")))
         lines.append(f"| {name} | {r['target_sparsity']:.2f} | {r['granularity']} | {r['criterion']} | "
                      f"{r.get('tokens', 0):,} | {r.get('tokens_per_second', 0):,.0f} | {r['main_metric']:.2f} | {share} | "
                      f"{m.get('embedding_cosine', 1.0):.4f} | {cls:.3f} | {r['train_seconds'] / 60:.0f} |")

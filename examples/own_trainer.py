@@ -25,6 +25,7 @@ from datasets import load_dataset
 from transformers import AutoTokenizer, DataCollatorWithPadding, TrainingArguments
 
 from bertprune.config import DistillRunConfig, load_config
+from bertprune.data.files import _key as label_key  # the label → key rule bertprune's own-data task uses
 from bertprune.hf_trainer import PruningTrainer, load_teacher, method_from_config
 from bertprune.metrics import own_data_metrics
 from bertprune.recipes import recipe_file
@@ -61,7 +62,7 @@ def main(argv: list[str] | None = None) -> dict:
     def encode(batch):
         texts = [batch[c] for c in args.text_columns]
         out = tok(*texts, truncation=True, max_length=cfg.data.max_length or 128)
-        out["labels"] = [label2id[str(v)] for v in batch[args.label_column]]
+        out["labels"] = [label2id[label_key(v)] for v in batch[args.label_column]]
         return out
 
     train, dev = (read(f) for f in (args.train_file, args.validation_file))

@@ -191,3 +191,34 @@ def test_bad_distill_objective_settings_are_refused(pretrain_args, capsys):
 
     cli_fails(pretrain_args("x", "bert", "--objective", "distill", "distill.pred_weight=1"), capsys, "pred_weight=0")
     cli_fails(pretrain_args("x", "bert", "--objective", "distill", "distill.attn_loss=cosine"), capsys, "attn_loss")
+
+
+def test_attention_kl_gradient_is_finite_with_padding_and_different_head_counts():
+    s = _scores(0, heads=4).requires_grad_(True)
+    t = _scores(1, heads=2)
+    attention_kl_loss([s], [t], MASK).backward()
+    assert torch.isfinite(s.grad).all() and s.grad.abs().sum() > 0
+
+
+def test_method_from_config_applies_the_distill_checks():
+    from bertprune.config import DistillConfig, PruneConfig
+    from bertprune.errors import BertpruneError
+    from bertprune.hf_trainer import method_from_config
+
+    prune = PruneConfig(method="gradual", sparsity=0.5)
+    method = method_from_config(prune, distill=DistillConfig(hardness=0.5, attn_weight=0, hidden_weight=0),
+                                teacher="runs/teacher")
+    assert (method.cfg.pred_weight, method.cfg.task_weight) == (0.5, 0.5)  # hardness → the two weights
+    with pytest.raises(BertpruneError, match="attn_loss"):
+        method_from_config(prune, distill=DistillConfig(attn_loss="KL"), teacher="runs/teacher")
+
+
+def test_masks_align_through_one_prefix_in_one_direction():
+    keep = torch.ones(2, 2, dtype=torch.bool)
+    encoder = Masks({"encoder.a.weight": keep, "encoder.b.weight": keep})
+    task = {"bert.encoder.a.weight": keep, "bert.encoder.b.weight": keep, "classifier.weight": keep}
+    assert sorted(encoder.aligned(task).names()) == ["bert.encoder.a.weight", "bert.encoder.b.weight"]
+    back = Masks({"bert.encoder.a.weight": keep}).aligned({"encoder.a.weight": keep})
+    assert back.names() == ["encoder.a.weight"]
+    mixed = Masks({"classifier.dense.weight": keep, "bert.x.weight": keep})  # two different heads: left as it is
+    assert sorted(mixed.aligned({"dense.weight": keep, "x.weight": keep}).names()) == ["bert.x.weight", "classifier.dense.weight"]

@@ -63,7 +63,11 @@ def method_from_config(prune: PruneConfig, targets: TargetConfig | None = None, 
 
     from .config import validate
 
-    validate(SimpleNamespace(prune=prune))  # the same checks as a recipe's prune section
+    if distill is not None:  # the same checks as a recipe's distill section (hardness → weights, attn_loss...)
+        import dataclasses
+
+        distill = dataclasses.replace(distill, teacher=distill.teacher or str(getattr(teacher, "name_or_path", "") or "given"))
+    validate(SimpleNamespace(prune=prune, **({"distill": distill} if distill is not None else {})))
     method = build_method(prune, targets)
     if distill is None:
         if teacher is not None:
@@ -197,6 +201,8 @@ class PruningTrainer(Trainer):
         if lr_schedule is not None and lr_schedule not in LR_SCHEDULES:
             raise BertpruneError(f"unknown lr_schedule {lr_schedule!r}; choose one of {', '.join(LR_SCHEDULES)}")
         super().__init__(*args, **kwargs)
+        # pruning_loss is a mean, not a sum over num_items_in_batch: let the Trainer scale it for accumulation
+        self.model_accepts_loss_kwargs = False
         self.method = method
         self.lr_schedule, self.lr_min_ratio = lr_schedule, lr_min_ratio
         # first in line, so the printers and reporters that follow see the sparsity it adds to the logs

@@ -177,20 +177,18 @@ class Masks:
         a universal mask of a bare encoder (``encoder.layer.0...``) fits the task models built on it
         (``bert.encoder.layer.0...``), and a task model's mask fits its bare encoder. Names that match
         already, or match nothing either way, are left as they are (``check_against`` judges them)."""
-        if all(n in params for n in self.masks):
+        names = list(self.masks)
+        if all(n in params for n in names):
             return self
-
-        def match(name: str) -> str:
-            if name in params:
-                return name
-            prefixed = [p for p in params if p.endswith("." + name) and "." not in p[: -len(name) - 1]]
-            if len(prefixed) == 1:  # one more leading component: the base model's prefix
-                return prefixed[0]
-            rest = name.partition(".")[2]
-            return rest if rest in params else name
-
-        renamed = {match(n): m for n, m in self.masks.items()}
-        return Masks(renamed) if len(renamed) == len(self.masks) else self
+        # one prefix for every name, in one direction: added (encoder mask → task model) ...
+        for prefix in sorted({p.split(".", 1)[0] for p in params if "." in p}):
+            if all(f"{prefix}.{n}" in params for n in names):
+                return Masks({f"{prefix}.{n}": m for n, m in self.masks.items()})
+        # ... or removed (task model's mask → its bare encoder)
+        heads = {n.split(".", 1)[0] for n in names}
+        if len(heads) == 1 and all("." in n and n.split(".", 1)[1] in params for n in names):
+            return Masks({n.split(".", 1)[1]: m for n, m in self.masks.items()})
+        return self
 
     def check_against(self, params: Mapping[str, torch.Tensor], path: str | Path = "the mask", every_name: bool = True) -> "Masks":
         """Refuse a mask whose tensors have other shapes than the weights of the same name, or (with

@@ -44,17 +44,18 @@ def encode(model, tokenizer, sentences: list[str], batch_size: int = 64, max_len
     model.eval()
     accepted = inspect.signature(model.forward).parameters
     anything = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values())
+    device = next(model.parameters()).device
     cls, mean = [], []
     try:
         for i in range(0, len(sentences), batch_size):
             batch = tokenizer(sentences[i:i + batch_size], padding=True, truncation=True, max_length=max_length,
-                              return_tensors="pt")
+                              return_tensors="pt").to(device)
             out = model(**{k: v for k, v in batch.items() if anything or k in accepted})
             if getattr(out, "last_hidden_state", None) is None:  # a task model: ask for its hidden states
                 out = model(**{k: v for k, v in batch.items() if anything or k in accepted}, output_hidden_states=True)
             c, m = sentence_embeddings(last_hidden_state(out), batch["attention_mask"])
-            cls.append(c)
-            mean.append(m)
+            cls.append(c.cpu())
+            mean.append(m.cpu())
     finally:
         model.train(was)
     return torch.cat(cls), torch.cat(mean)

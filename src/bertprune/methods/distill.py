@@ -85,8 +85,9 @@ def attention_kl_loss(student: list[torch.Tensor], teacher: list[torch.Tensor], 
     keys = attention_mask[:, None, None, :].bool() if attention_mask is not None else None  # [batch, 1, 1, T]
     for s, t in zip(student, teacher):
         s, t = s.float(), t.float()
-        if keys is not None:
-            s, t = s.masked_fill(~keys, float("-inf")), t.masked_fill(~keys, float("-inf"))
+        if keys is not None:  # the lowest float, not -inf: logsumexp over heads of all -inf has a NaN gradient
+            low = torch.finfo(s.dtype).min
+            s, t = s.masked_fill(~keys, low), t.masked_fill(~keys, low)
         log_s, log_t = F.log_softmax(s, dim=-1), F.log_softmax(t, dim=-1)
         if s.shape[1] != t.shape[1]:  # mix the heads' distributions, then compare
             log_s = torch.logsumexp(log_s, dim=1, keepdim=True) - math.log(log_s.shape[1])

@@ -81,6 +81,11 @@ class ReweightedProximal(PruningMethod):
         start, end, _ = schedule_steps(self.schedule, total_steps, steps_per_epoch)  # epoch fields win, as for Pruner
         self.start_step = start
         self.end_step = max(self.start_step + 1, end if self.target_mode else total_steps)
+        if self.target_mode and self.end_step > max(total_steps, 1):
+            from ..errors import BertpruneError
+
+            raise BertpruneError(f"the pruning schedule ends at step {self.end_step} but the run has {total_steps} steps; "
+                                 f"move prune.schedule.start/end (or *_epoch) inside training")
         self.alpha = {t.name: torch.ones_like(self.masks._params[t.name]) for t in self.targets}
         self.gamma = {t.name: self.rpp.gamma for t in self.targets}
 

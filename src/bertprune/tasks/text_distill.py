@@ -66,6 +66,8 @@ class TextDistillTask(Task):
 
         cfg = self.cfg
         model = load_model(cfg.model, AutoModel)
+        if getattr(model, "pooler", None) is not None:  # not in any loss term: frozen, so DDP sees no unused gradient;
+            model.pooler.requires_grad_(False)          # the checkpoint still carries it for task models
         tokenizer = load_tokenizer(cfg.model)
         sequence_length(model, cfg.data.block_size, cfg.data.block_size, key="data.block_size")
         if tokenizer.cls_token_id is None or tokenizer.sep_token_id is None:
@@ -120,8 +122,10 @@ class TextDistillTask(Task):
             rows = int(accelerator.reduce(torch.tensor(rows, device=accelerator.device), reduction="sum"))
             metrics = {"hidden_mse": float(sums[0]) / rows, "embedding_cosine": float(sums[1]) / rows,
                        "cls_cosine": float(sums[2]) / rows,
-                       "cls_pairwise_cosine": mean_pairwise_cosine(torch.cat(student_cls)),
-                       "cls_pairwise_cosine_teacher": mean_pairwise_cosine(torch.cat(teacher_cls)), "blocks": rows}
+                       "blocks": rows}
+            if sum(len(x) for x in student_cls) >= 2:  # this process's held-out rows
+                metrics["cls_pairwise_cosine"] = mean_pairwise_cosine(torch.cat(student_cls))
+                metrics["cls_pairwise_cosine_teacher"] = mean_pairwise_cosine(torch.cat(teacher_cls))
             results[name] = metrics
         if self.mlm is not None:  # the masked-LM metrics too, on the same held-out blocks
             for name, metrics in self.mlm.evaluate(model, loaders, accelerator).items():
