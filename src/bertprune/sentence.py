@@ -50,9 +50,10 @@ def encode(model, tokenizer, sentences: list[str], batch_size: int = 64, max_len
         for i in range(0, len(sentences), batch_size):
             batch = tokenizer(sentences[i:i + batch_size], padding=True, truncation=True, max_length=max_length,
                               return_tensors="pt").to(device)
-            out = model(**{k: v for k, v in batch.items() if anything or k in accepted})
+            inputs = {k: v for k, v in batch.items() if anything or k in accepted}
+            out = model(**inputs)
             if getattr(out, "last_hidden_state", None) is None:  # a task model: ask for its hidden states
-                out = model(**{k: v for k, v in batch.items() if anything or k in accepted}, output_hidden_states=True)
+                out = model(**inputs, output_hidden_states=True)
             c, m = sentence_embeddings(last_hidden_state(out), batch["attention_mask"])
             cls.append(c.cpu())
             mean.append(m.cpu())
