@@ -93,6 +93,17 @@ def record_of(results: dict, cfg, task: str, seed: int, recipe: str, tag: str, c
     }
 
 
+def same_model(a, b) -> bool:
+    """Two ``model.name`` values name the same model: equal strings, or paths to the same folder
+    (``../shared/models/x`` from here and ``/work/shared/models/x`` are one model)."""
+    if a == b:
+        return True
+    if not (isinstance(a, str) and isinstance(b, str)):
+        return False
+    pa, pb = Path(a).expanduser(), Path(b).expanduser()
+    return pa.exists() and pb.exists() and pa.resolve() == pb.resolve()
+
+
 def check_same_teacher(out: Path, cfg) -> None:
     """A teacher folder is reused only for the teacher it holds: the same model, task, data and seed."""
     import yaml
@@ -104,7 +115,8 @@ def check_same_teacher(out: Path, cfg) -> None:
     want = {"model.name": cfg.model.name, "data.task": cfg.data.task, "data.train_examples": cfg.data.train_examples,
             "train.seed": cfg.train.seed, "train.epochs": cfg.train.epochs}
     have = {k: (saved.get(k.split(".")[0]) or {}).get(k.split(".")[1]) for k in want}
-    differ = {k: (have[k], v) for k, v in want.items() if have[k] != v}
+    differ = {k: (have[k], v) for k, v in want.items()
+              if not (same_model(have[k], v) if k == "model.name" else have[k] == v)}
     if differ:
         raise SystemExit(f"{out} holds another teacher ({', '.join(f'{k}: {a!r} there, {b!r} here' for k, (a, b) in differ.items())}); "
                          f"pass another --out-dir (nothing was changed)")

@@ -95,6 +95,15 @@ def test_layer_map_and_projection_for_unequal_depth_and_width():
     assert all(p.grad is None for p in teacher.parameters())  # the teacher runs without gradients
 
 
+def test_a_teacher_with_another_vocabulary_is_refused():
+    from bertprune.errors import BertpruneError
+
+    teacher = _classifier().eval()
+    teacher.resize_token_embeddings(teacher.config.vocab_size + 8)  # another tokenizer's ids
+    with pytest.raises(BertpruneError, match="vocabulary has .* tokens, the student's"):
+        Distillation(Dense(), lambda: teacher, DistillConfig(teacher="t")).prepare(_classifier(seed=1), 10)
+
+
 def test_unequal_head_counts_compare_head_averages():
     teacher = _classifier(heads=8).eval()
     student = _classifier(seed=1, heads=4)

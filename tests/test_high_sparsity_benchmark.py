@@ -71,3 +71,21 @@ def test_a_teacher_folder_is_reused_only_for_the_same_teacher(tmp_path):
     other = load_config(recipe_file(high_sparsity.TEACHER_RECIPE), ["data.task=rte", "model.name=/tmp/tiny"])
     with pytest.raises(SystemExit, match="holds another teacher.*model.name"):
         high_sparsity.check_same_teacher(tmp_path, other)
+
+
+def test_a_teacher_model_path_is_compared_as_a_folder(tmp_path, monkeypatch):
+    from bertprune.config import load_config, save_config
+    from bertprune.recipes import recipe_file
+
+    (tmp_path / "models" / "m").mkdir(parents=True)
+    (tmp_path / "models" / "n").mkdir()
+    run = tmp_path / "teacher"
+    run.mkdir()
+    monkeypatch.chdir(tmp_path / "models")
+    cfg = load_config(recipe_file(high_sparsity.TEACHER_RECIPE), ["data.task=rte", f"model.name={tmp_path}/models/m"])
+    save_config(cfg, run / "config.yaml")
+    relative = load_config(recipe_file(high_sparsity.TEACHER_RECIPE), ["data.task=rte", "model.name=../models/m"])
+    high_sparsity.check_same_teacher(run, relative)  # the same folder, written another way
+    sibling = load_config(recipe_file(high_sparsity.TEACHER_RECIPE), ["data.task=rte", "model.name=../models/n"])
+    with pytest.raises(SystemExit, match="holds another teacher.*model.name"):
+        high_sparsity.check_same_teacher(run, sibling)

@@ -105,6 +105,23 @@ def test_masked_only_forward_has_the_same_loss(kind):
     torch.testing.assert_close(model(input_ids=x, labels=labels).loss, fast.loss)
 
 
+@pytest.mark.parametrize("kind", KINDS)
+def test_forward_inputs_keeps_what_the_forward_names(kind):
+    from transformers import AutoModel
+
+    from bertprune.models import forward_inputs
+
+    model = AutoModel.from_config(tiny_config(kind)).eval()
+    x = torch.randint(5, 60, (2, 6))
+    batch = {"input_ids": x, "attention_mask": torch.ones_like(x), "token_type_ids": torch.zeros_like(x),
+             "position_ids": None, "special_tokens_mask": torch.zeros_like(x)}
+    kept = forward_inputs(model, batch)
+    # every forward takes **kwargs in transformers 5; only named inputs pass, and None never does
+    assert set(kept) == ({"input_ids", "attention_mask"} if kind == "distilbert"
+                         else {"input_ids", "attention_mask", "token_type_ids"})
+    model(**kept)  # and the model runs on them
+
+
 def test_masked_only_forward_with_nsp():
     from transformers import BertForPreTraining
 

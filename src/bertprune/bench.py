@@ -14,7 +14,6 @@ each engine too, so an int8 loss of accuracy shows next to its speed.
 
 from __future__ import annotations
 
-import inspect
 import json
 import os
 import platform
@@ -106,10 +105,11 @@ def read_texts(path: str | Path) -> list[str]:
 
 
 def encode_batches(tokenizer, texts_a: Sequence[str], texts_b: Sequence[str] | None, batch: int, max_length: int,
-                   accepted: set[str]) -> list[dict[str, torch.Tensor]]:
+                   model) -> list[dict[str, torch.Tensor]]:
     """Texts in order, ``batch`` at a time, each batch padded to its longest text and cut at
     ``max_length`` tokens; only the inputs the model's forward takes (DistilBERT has no segment ids)."""
     from .data.glue import cut_text
+    from .models import forward_inputs
 
     out = []
     for i in range(0, len(texts_a), batch):
@@ -117,7 +117,7 @@ def encode_batches(tokenizer, texts_a: Sequence[str], texts_b: Sequence[str] | N
         if texts_b is not None:
             args.append([cut_text(t, max_length) for t in texts_b[i:i + batch]])
         enc = tokenizer(*args, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
-        out.append({k: v for k, v in enc.items() if k in accepted})
+        out.append(forward_inputs(model, enc))
     return out
 
 
@@ -210,9 +210,8 @@ def _input_sets(loaded: Loaded, tokenizer, batch_sizes: Sequence[int], seq_lens:
             for s in seq_lens for b in batch_sizes]
     if texts is not None:
         max_length = min(loaded.limit or MAX_TEXT_TOKENS, MAX_TEXT_TOKENS)
-        accepted = set(inspect.signature(loaded.model.forward).parameters)
         for b in batch_sizes:
-            batches = encode_batches(tokenizer, texts, None, b, max_length, accepted)
+            batches = encode_batches(tokenizer, texts, None, b, max_length, loaded.model)
             lengths = [int(x["input_ids"].shape[1]) for x in batches]
             sets.append({"input": "texts", "batch": b, "tokens": max(lengths), "texts": len(texts),
                          "mean_tokens": sum(lengths) / len(lengths), "batches": batches})
@@ -332,11 +331,10 @@ def dev_metric(models: dict[str, torch.nn.Module], loaded: Loaded, tokenizer, ta
                              f"pass the task the model was fine-tuned on")
     max_length = min(_run_max_length(loaded.folder) or DEFAULT_EVAL_LENGTH, loaded.limit or MAX_TEXT_TOKENS)
     data = load_glue(spec.name, glue_dir or os.environ.get(GLUE_DIR_ENV) or None)
-    accepted = set(inspect.signature(loaded.model.forward).parameters)
     out: dict[str, Any] = {"task": spec.name, "main_metric": spec.main_metric, "max_length": max_length, "sets": {}}
     for split, ds in data.eval.items():
         batches = encode_batches(tokenizer, list(ds["text_a"]), list(ds["text_b"]) if spec.is_pair else None, batch, max_length,
-                                 accepted)
+                                 loaded.model)
         gold = np.asarray(ds["label"])
         scores = {}
         for name, m in models.items():

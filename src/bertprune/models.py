@@ -7,6 +7,8 @@ when the user sets ``model.trust_remote_code=true``.
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Mapping
 from pathlib import Path
 
 from safetensors import SafetensorError, safe_open
@@ -177,6 +179,15 @@ def load_sequence_classifier(cfg: ModelConfig, task):
         overrides["id2label"] = dict(enumerate(task.labels))
         overrides["label2id"] = {label: i for i, label in enumerate(task.labels)}
     return load_model(cfg, AutoModelForSequenceClassification, **overrides)
+
+
+def forward_inputs(model, batch: Mapping) -> dict:
+    """The entries of ``batch`` (a tokenizer's output) that ``model.forward`` names, None dropped:
+    DistilBERT takes no ``token_type_ids``. The ``**kwargs`` every transformers 5 forward also takes
+    is no licence to pass the rest: they go on to the attention back-end, which ignores or rejects them."""
+    named = inspect.signature(model.forward).parameters
+    return {k: v for k, v in batch.items() if v is not None and k in named
+            and named[k].kind not in (inspect.Parameter.VAR_KEYWORD, inspect.Parameter.VAR_POSITIONAL)}
 
 
 def max_positions(model) -> int | None:

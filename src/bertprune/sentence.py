@@ -38,19 +38,17 @@ def last_hidden_state(outputs) -> torch.Tensor:
 @torch.no_grad()
 def encode(model, tokenizer, sentences: list[str], batch_size: int = 64, max_length: int = 128) -> tuple[torch.Tensor, torch.Tensor]:
     """([CLS] states [n, width], mean-pooled states [n, width]) of ``sentences``, in order."""
-    import inspect
+    from .models import forward_inputs
 
     was = model.training
     model.eval()
-    accepted = inspect.signature(model.forward).parameters
-    anything = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values())
     device = next(model.parameters()).device
     cls, mean = [], []
     try:
         for i in range(0, len(sentences), batch_size):
             batch = tokenizer(sentences[i:i + batch_size], padding=True, truncation=True, max_length=max_length,
                               return_tensors="pt").to(device)
-            inputs = {k: v for k, v in batch.items() if anything or k in accepted}
+            inputs = forward_inputs(model, batch)
             out = model(**inputs)
             if getattr(out, "last_hidden_state", None) is None:  # a task model: ask for its hidden states
                 out = model(**inputs, output_hidden_states=True)

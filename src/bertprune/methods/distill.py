@@ -254,6 +254,12 @@ class Distillation(PruningMethod):
                 f"the teacher predicts {t_cfg.num_labels} labels but the task has {s_cfg.num_labels}: "
                 f"the teacher must be fine-tuned on the same task"
             )
+        if getattr(s_cfg, "vocab_size", None) != getattr(t_cfg, "vocab_size", None):
+            # the teacher reads the student's token ids: another vocabulary reads them as other words
+            raise BertpruneError(
+                f"the teacher's vocabulary has {t_cfg.vocab_size} tokens, the student's {s_cfg.vocab_size}: both read the same "
+                f"token ids, so the teacher must share the student's tokenizer (distill a model of the same family)"
+            )
         self.teacher = teacher
         self.layer_pairs = list(zip(range(1, _layers(s_cfg) + 1), layer_map(_layers(s_cfg), _layers(t_cfg))))
         if _width(s_cfg) != _width(t_cfg) and self._needs_hidden():

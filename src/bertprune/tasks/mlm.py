@@ -13,7 +13,6 @@ and after goes to results.json.
 
 from __future__ import annotations
 
-import inspect
 import random
 import time
 import types
@@ -29,7 +28,7 @@ from transformers.utils import ModelOutput
 
 from ..data.text import nsp_pairs, pack_blocks, read_documents, split_documents, tokenize_documents
 from ..errors import BertpruneError
-from ..models import load_model, load_tokenizer, resolve_model_path, sequence_length
+from ..models import forward_inputs, load_model, load_tokenizer, resolve_model_path, sequence_length
 from .base import Built, Task
 
 EVAL_SEED = 1234
@@ -60,10 +59,9 @@ def _prediction_heads(model):
 def _masked_only_forward(self, input_ids=None, attention_mask=None, token_type_ids=None, labels=None,
                          next_sentence_label=None, **kwargs):
     token_head, nsp_head = _prediction_heads(self)
-    inputs = {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids, **kwargs}
-    accepted = inspect.signature(self.base_model.forward).parameters
-    anything = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values())  # e.g. output_hidden_states
-    out = self.base_model(**{k: v for k, v in inputs.items() if v is not None and (anything or k in accepted)})
+    inputs = forward_inputs(self.base_model, {"input_ids": input_ids, "attention_mask": attention_mask,
+                                              "token_type_ids": token_type_ids})
+    out = self.base_model(**inputs, **kwargs)  # kwargs: output_hidden_states and the like, passed as given
     hidden = out[0]  # [batch, tokens, hidden]
     selected = labels != -100 if labels is not None else torch.ones(hidden.shape[:2], dtype=torch.bool, device=hidden.device)
     logits = token_head(hidden[selected])  # [masked tokens, vocab]
