@@ -151,7 +151,7 @@ def run_unit(args, task: str, seed: int) -> dict:
     from bertprune.recipes import recipe_file
     from bertprune.train import distill, finetune
 
-    teacher = ensure_teacher(args, task, seed)
+    teacher = ensure_teacher(args, task, seed if args.teacher_seed is None else args.teacher_seed)
     recipe = recipe_file(args.recipe)
     is_distill = "distill" in (yaml.safe_load(recipe.read_text()) or {})  # a recipe with a distill section
     overrides = task_overrides(task, args, seed)
@@ -168,7 +168,8 @@ def run_unit(args, task: str, seed: int) -> dict:
     digest = hashlib.sha256(to_yaml(cfg).encode()).hexdigest()[:8]
     cfg.output_dir = str(Path(args.out_dir) / f"{task}-{args.recipe}-{args.sparsity}-{args.tag or 'base'}-s{seed}-{digest}")
     cmd = ["--glue-dir", args.glue_dir, "--recipe", args.recipe, "--sparsity", str(args.sparsity), "--tasks", task,
-           "--seeds", str(seed)] + (["--tag", args.tag] if args.tag else []) + (["--set", *args.set] if args.set else [])
+           "--seeds", str(seed)] + (["--tag", args.tag] if args.tag else []) + (["--set", *args.set] if args.set else []) + \
+        (["--teacher-seed", str(args.teacher_seed)] if args.teacher_seed is not None else [])
     done = recorded(cmd, args.commit)
     if args.resume and done:  # --resume skips rows already recorded by this code (recipes included)
         return done[-1]
@@ -253,6 +254,8 @@ def main() -> None:
     p.add_argument("--seeds", nargs="+", type=int, default=[42])
     p.add_argument("--set", nargs="*", default=[], metavar="key=value", help="overrides of the recipe for this row")
     p.add_argument("--tag", default="", help="names the row (e.g. the ablated criterion)")
+    p.add_argument("--teacher-seed", type=int, help="distill the teacher of this seed in every row's seed (default: the "
+                   "row's own seed, a teacher per seed); the seeds then measure the student's variation alone")
     p.add_argument("--teacher-only", action="store_true", help="only train (and record) the teachers")
     p.add_argument("--out-dir", default="runs/bench-high-sparsity")
     p.add_argument("--resume", action="store_true", help="continue interrupted runs from their last checkpoint")

@@ -37,6 +37,12 @@ def test_driver_trains_teacher_and_row_and_writes_records(tiny_glue, tmp_path):
     # --resume skips a row this commit has recorded: no new record
     subprocess.run(cmd + ["--resume"], check=True, env=env, cwd=tmp_path, capture_output=True)
     assert len((tmp_path / "results" / "high_sparsity.jsonl").read_text().splitlines()) == 2
+    # another seed distilling the seed-42 teacher: no new teacher, the row's second seed
+    subprocess.run(cmd + ["--seeds", "43", "--teacher-seed", "42"], check=True, env=env, cwd=tmp_path, capture_output=True)
+    recs = [json.loads(x) for x in (tmp_path / "results" / "high_sparsity.jsonl").read_text().splitlines()]
+    assert [(r["recipe"], r["seed"]) for r in recs] == [("teacher", 42), ("sparse-kd", 42), ("sparse-kd", 43)]
+    assert recs[2]["teacher"] == recs[1]["teacher"] and "--teacher-seed 42" in recs[2]["command"]
+    assert "| sparse-kd | smoke | 0.50 |" in (tmp_path / "results" / "high_sparsity.md").read_text()
 
 
 def _rec(task, metric, sparsity=0.9, recipe="sparse-kd", tag="", seed=42, secs=60.0):
