@@ -53,6 +53,29 @@ def test_export_then_load_restores_the_exact_model(tiny_classifier, tmp_path, ki
     assert small["sparse_matrix_bytes"] < sizes["sparse_matrix_bytes"]
 
 
+def test_export_of_a_bare_encoder_restores_the_exact_encoder(tmp_path):
+    """A universal model is a bare encoder (BertModel, no task head): its compact file restores it exactly."""
+    from transformers import AutoModel
+
+    from bertprune.testing import tiny_config
+
+    torch.manual_seed(0)
+    model = AutoModel.from_config(tiny_config("bert")).eval()
+    method = OneShotMagnitude(0.9)
+    method.prepare(model, 1)
+    model.save_pretrained(tmp_path / "ckpt")
+    method.finalize().save(tmp_path / "ckpt" / "mask.safetensors")
+    sizes = export_sparse(tmp_path / "ckpt", tmp_path / "sparse")
+    assert sizes["sparse_matrices"] == 12 and sizes["sparse_bytes"] < sizes["dense_bytes"]
+    restored = load_sparse(tmp_path / "sparse")
+    assert type(restored).__name__ == "BertModel"
+    original = dict(model.state_dict())
+    for name, t in restored.state_dict().items():
+        assert torch.equal(t, original[name]), name
+    x = torch.randint(5, 60, (2, 8))
+    torch.testing.assert_close(restored(input_ids=x).last_hidden_state, model(input_ids=x).last_hidden_state)
+
+
 # --- kernels and paths -------------------------------------------------------------------------------
 @needs_kernels
 @pytest.mark.parametrize("n, k", [(32, 32), (64, 48), (128, 64)])
