@@ -49,11 +49,12 @@ def _terms(student, teacher, cfg=None, regression=False):
 def test_every_term_is_zero_for_an_identical_student_and_positive_otherwise(kind):
     teacher = _classifier(kind).eval()
     student = copy.deepcopy(teacher).eval()
-    _, loss, terms = _terms(student, teacher)
-    assert set(terms) == {"attn", "hidden", "pred"}
-    assert all(v == pytest.approx(0, abs=1e-10) for v in terms.values()), terms
+    every = DistillConfig(teacher="t", last_hidden_weight=1.0, embedding_weight=1.0, relation_weight=1.0)
+    _, loss, terms = _terms(student, teacher, every)
+    assert set(terms) == {"attn", "hidden", "last_hidden", "embedding", "relation", "pred"}
+    assert all(v == pytest.approx(0, abs=1e-6) for v in terms.values()), terms
     other = _classifier(kind, seed=1).eval()
-    _, _, diff = _terms(other, teacher)
+    _, _, diff = _terms(other, teacher, every)
     assert all(v > 1e-6 for v in diff.values()), diff
 
 

@@ -13,7 +13,8 @@ from bertprune.cli import run
 from bertprune.crashtest import crash_and_resume, fingerprint, run_cli
 from bertprune.sentence import mean_pairwise_cosine, stsb_zeroshot, zeroshot_scores
 from bertprune.masks import Masks
-from bertprune.methods.distill import attention_kl_loss, embedding_loss, hidden_state_loss, sentence_embeddings
+from bertprune.methods.distill import (attention_kl_loss, embedding_loss, hidden_state_loss, relation_loss,
+                                       sentence_embeddings)
 
 
 def _scores(seed, batch=2, heads=2, t=5):
@@ -61,7 +62,8 @@ def test_hidden_and_embedding_terms_zero_at_equality_and_blind_to_padding():
     g = torch.Generator().manual_seed(0)
     s = [torch.randn(2, 5, 8, generator=g) for _ in range(3)]
     t = [torch.randn(2, 5, 8, generator=g) for _ in range(3)]
-    for loss in (lambda a, b: hidden_state_loss(a, b, None, MASK), lambda a, b: embedding_loss(a[-1], b[-1], MASK)):
+    for loss in (lambda a, b: hidden_state_loss(a, b, None, MASK), lambda a, b: embedding_loss(a[-1], b[-1], MASK),
+                 lambda a, b: relation_loss(a[-1], b[-1], MASK)):
         assert float(loss(s, s)) == pytest.approx(0.0, abs=1e-6)
         base = float(loss(s, t))
         assert base > 0
@@ -78,6 +80,17 @@ def test_embedding_term_by_hand():
     assert float(embedding_loss(student, teacher, None)) == pytest.approx(want, rel=1e-6)
     cls, mean = sentence_embeddings(torch.tensor([[[1.0], [3.0], [100.0]]]), torch.tensor([[1, 1, 0]]))
     assert float(cls) == 1.0 and float(mean) == 2.0  # the padded 100 is left out
+
+
+def test_relation_term_by_hand_and_it_sees_a_collapse_the_cosine_term_misses():
+    # two sentences; [CLS] = mean (one token each): teacher at 90°, student at 0° (collapsed): off-diagonal cos 0 vs 1
+    teacher = torch.tensor([[[1.0, 0.0]], [[0.0, 1.0]]])  # [batch 2, T 1, width 2]
+    student = torch.tensor([[[1.0, 1.0]], [[1.0, 1.0]]])
+    assert float(relation_loss(student, teacher, None)) == pytest.approx(1.0)  # (1 − 0)², both poolings
+    assert float(embedding_loss(student, teacher, None)) == pytest.approx(1 - 1 / math.sqrt(2), rel=1e-6)  # only 0.29
+    wider = torch.cat([teacher, torch.zeros(2, 1, 3)], dim=-1)  # another width, the same geometry
+    assert float(relation_loss(wider, teacher, None)) == pytest.approx(0.0, abs=1e-7)
+    assert float(relation_loss(student[:1], teacher[:1], None)) == 0.0  # one sentence: no pair
 
 
 def test_zeroshot_scores_by_hand():

@@ -138,7 +138,7 @@ def _add_pretrain(sub):
         "writes a pruned checkpoint and its (universal) mask",
         "Objective mlm (default): the masked-LM loss (optionally + NSP). Objective distill: the dense model's hidden "
         "states (distill.hidden_weight), attention distributions (distill.attn_weight, distill.attn_loss=kl), sentence "
-        "embeddings (distill.embedding_weight) and optionally the masked-LM loss (distill.task_weight); teacher = the "
+        "embeddings (distill.embedding_weight), their similarities within a batch (distill.relation_weight) and optionally the masked-LM loss (distill.task_weight); teacher = the "
         "starting model unless distill.teacher names another. Config = defaults (bertprune/config.py: PretrainConfig), "
         "then --config YAML, then flags, then key.sub=value overrides (e.g. prune.rpp.gamma=1e-3).",
     )

@@ -215,6 +215,9 @@ class DistillConfig:
     last_hidden_weight: float = 0.0
     #: 1 − cosine of the sentence embeddings ([CLS] and mean-pooled last hidden states), averaged
     embedding_weight: float = 0.0
+    #: MSE of the [batch, batch] cosine-similarity matrices of those sentence embeddings (off the diagonal): keeps
+    #: sentences apart where 1 − cosine to the teacher allows every sentence one vector (the [CLS] collapse)
+    relation_weight: float = 0.0
     #: KD on the logits: KL at temperature τ, times τ² (MSE to the teacher's score for regression)
     pred_weight: float = 1.0
     #: weight of the ordinary task loss on the gold labels (0 in SparseBERT)
@@ -599,7 +602,7 @@ def validate(cfg) -> None:
         if distill.attn_loss not in ("scores_mse", "kl"):
             raise BertpruneError(f"distill.attn_loss must be scores_mse or kl, got {distill.attn_loss!r}")
         weights = (distill.attn_weight, distill.hidden_weight, distill.last_hidden_weight, distill.embedding_weight,
-                   distill.pred_weight, distill.task_weight)
+                   distill.relation_weight, distill.pred_weight, distill.task_weight)
         if min(weights) < 0 or max(weights) == 0:
             raise BertpruneError(f"distill weights must be >= 0 and not all 0, got {weights}")
         if distill.temperature <= 0:

@@ -122,6 +122,22 @@ def embedding_loss(student: torch.Tensor, teacher: torch.Tensor, attention_mask:
                   + (1 - F.cosine_similarity(s_mean, t_mean, dim=-1)).mean())
 
 
+def relation_loss(student: torch.Tensor, teacher: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
+    """MSE between the student's and the teacher's [batch, batch] cosine-similarity matrices of sentence
+    embeddings, off the diagonal, averaged over the two poolings ([CLS], mean of real tokens) of the last
+    hidden states [batch, T, width]. 1 − cosine to the teacher stays small when every sentence maps to one
+    vector near the teacher's mean; this term does not. Cosines need no projection: widths may differ."""
+    n = student.shape[0]
+    if n < 2:  # no pair to compare
+        return student.new_zeros((), dtype=torch.float32)
+    off = ~torch.eye(n, dtype=torch.bool, device=student.device)  # [batch, batch]
+    total = student.new_zeros((), dtype=torch.float32)
+    for s, t in zip(sentence_embeddings(student, attention_mask), sentence_embeddings(teacher, attention_mask)):
+        s, t = F.normalize(s, dim=-1), F.normalize(t, dim=-1)  # [batch, width]
+        total = total + ((s @ s.T - t @ t.T)[off]).square().mean()
+    return total / 2
+
+
 def hidden_state_loss(student: list[torch.Tensor], teacher: list[torch.Tensor], projection: torch.nn.Module | None,
                       attention_mask: torch.Tensor | None = None) -> torch.Tensor:
     """Mean over layer pairs of the MSE of [batch, T, width] hidden states over real tokens."""
@@ -273,7 +289,7 @@ class Distillation(PruningMethod):
 
     def _needs_hidden(self) -> bool:
         c = self.cfg
-        return c.hidden_weight > 0 or c.last_hidden_weight > 0 or c.embedding_weight > 0
+        return c.hidden_weight > 0 or c.last_hidden_weight > 0 or c.embedding_weight > 0 or c.relation_weight > 0
 
     def forward_kwargs(self) -> dict[str, Any]:
         return {"output_hidden_states": True} if self._needs_hidden() else {}
@@ -308,6 +324,9 @@ class Distillation(PruningMethod):
         if c.embedding_weight > 0:
             terms["embedding"] = c.embedding_weight * embedding_loss(
                 outputs.hidden_states[-1], teacher_out.hidden_states[-1], mask, self.projection)
+        if c.relation_weight > 0:
+            terms["relation"] = c.relation_weight * relation_loss(
+                outputs.hidden_states[-1], teacher_out.hidden_states[-1], mask)
         if c.pred_weight > 0:
             terms["pred"] = c.pred_weight * prediction_loss(outputs, teacher_out, c.temperature, self.regression)
         if c.task_weight > 0:
@@ -348,7 +367,7 @@ class Distillation(PruningMethod):
         return {**self.inner.summary(), "pruning": self.inner.name, "teacher": self.cfg.teacher,
                 "weights": {"attn": self.cfg.attn_weight, "hidden": self.cfg.hidden_weight,
                             "last_hidden": self.cfg.last_hidden_weight, "embedding": self.cfg.embedding_weight,
-                            "pred": self.cfg.pred_weight, "task": self.cfg.task_weight},
+                            "relation": self.cfg.relation_weight, "pred": self.cfg.pred_weight, "task": self.cfg.task_weight},
                 "attn_loss": self.cfg.attn_loss, "temperature": self.cfg.temperature,
                 "layer_map": self.layer_pairs, "projection": self.projection is not None}
 
