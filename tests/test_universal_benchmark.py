@@ -50,3 +50,5 @@ def test_driver_pretrains_transfers_and_writes_records(tiny_glue, tmp_path):
     assert [r["recipe"] for r in teachers] == ["teacher"]  # trained once, reused by the second transfer
     md = (tmp_path / "results" / "universal.md").read_text()
     assert "| dense | 0.00 |" in md and "| fixed |" in md and "| free |" in md
+    fixed_row = next(line for line in md.splitlines() if "| fixed |" in line)
+    assert fixed_row.endswith("| - | - | 1.000 |")  # one task of five: no average, no share of dense
