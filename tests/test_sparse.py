@@ -35,20 +35,27 @@ def test_pack_unpack_is_bit_exact(sparsity):
     assert (approx - w).abs().max() <= w.abs().amax(1, keepdim=True).max() / 127 / 2 + 1e-7
 
 
-@pytest.mark.parametrize("kind", ["bert", "roberta", "distilbert"])
-def test_export_then_load_restores_the_exact_model(tiny_classifier, tmp_path, kind):
-    model = tiny_classifier(kind)
+def _export_pruned(model, tmp_path):
+    """``model`` pruned to 90% (one shot), saved with its mask, exported compact and loaded back: the
+    export's sizes and the restored model, whose every tensor equals the original's."""
     method = OneShotMagnitude(0.9)
     method.prepare(model, 1)
     model.save_pretrained(tmp_path / "ckpt")
     method.finalize().save(tmp_path / "ckpt" / "mask.safetensors")
     sizes = export_sparse(tmp_path / "ckpt", tmp_path / "sparse")
     assert sizes["sparse_matrices"] == 12 and sizes["sparse_bytes"] < sizes["dense_bytes"]
-    assert sizes["sparse_matrix_bytes"] < 0.2 * sizes["sparse_matrix_bytes_dense"]  # 0.1·4 + 1/8 bytes per weight
     restored = load_sparse(tmp_path / "sparse")
     original = dict(model.state_dict())
     for name, t in restored.state_dict().items():
         assert torch.equal(t, original[name]), name
+    return sizes, restored
+
+
+@pytest.mark.parametrize("kind", ["bert", "roberta", "distilbert"])
+def test_export_then_load_restores_the_exact_model(tiny_classifier, tmp_path, kind):
+    model = tiny_classifier(kind)
+    sizes, _ = _export_pruned(model, tmp_path)
+    assert sizes["sparse_matrix_bytes"] < 0.2 * sizes["sparse_matrix_bytes_dense"]  # 0.1·4 + 1/8 bytes per weight
     small = export_sparse(tmp_path / "ckpt", tmp_path / "sparse8", int8=True)
     assert small["sparse_matrix_bytes"] < sizes["sparse_matrix_bytes"]
 
@@ -61,17 +68,8 @@ def test_export_of_a_bare_encoder_restores_the_exact_encoder(tmp_path):
 
     torch.manual_seed(0)
     model = AutoModel.from_config(tiny_config("bert")).eval()
-    method = OneShotMagnitude(0.9)
-    method.prepare(model, 1)
-    model.save_pretrained(tmp_path / "ckpt")
-    method.finalize().save(tmp_path / "ckpt" / "mask.safetensors")
-    sizes = export_sparse(tmp_path / "ckpt", tmp_path / "sparse")
-    assert sizes["sparse_matrices"] == 12 and sizes["sparse_bytes"] < sizes["dense_bytes"]
-    restored = load_sparse(tmp_path / "sparse")
+    _, restored = _export_pruned(model, tmp_path)
     assert type(restored).__name__ == "BertModel"
-    original = dict(model.state_dict())
-    for name, t in restored.state_dict().items():
-        assert torch.equal(t, original[name]), name
     x = torch.randint(5, 60, (2, 8))
     torch.testing.assert_close(restored(input_ids=x).last_hidden_state, model(input_ids=x).last_hidden_state)
 

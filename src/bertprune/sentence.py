@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from scipy.stats import pearsonr, spearmanr
 
-from .methods.distill import sentence_embeddings
+from .methods.distill import pairwise_cosines, sentence_embeddings
 
 STSB_ZEROSHOT = "stsb_zeroshot"
 
@@ -23,9 +23,7 @@ def mean_pairwise_cosine(x: torch.Tensor) -> float:
     """x: [n, width] → the mean cosine over the n·(n−1) ordered pairs of distinct rows."""
     if len(x) < 2:
         raise ValueError("the mean pairwise cosine needs at least two embeddings")
-    x = torch.nn.functional.normalize(x.float(), dim=-1)
-    sim = x @ x.T  # [n, n]
-    return float(sim[~torch.eye(len(x), dtype=torch.bool, device=x.device)].mean())
+    return float(pairwise_cosines(x).mean())
 
 
 def last_hidden_state(outputs) -> torch.Tensor:

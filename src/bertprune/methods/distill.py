@@ -122,19 +122,22 @@ def embedding_loss(student: torch.Tensor, teacher: torch.Tensor, attention_mask:
                   + (1 - F.cosine_similarity(s_mean, t_mean, dim=-1)).mean())
 
 
+def pairwise_cosines(x: torch.Tensor) -> torch.Tensor:
+    """x: [n, width] → the cosines of the n·(n−1) ordered pairs of distinct rows, [n·(n−1)]."""
+    x = F.normalize(x.float(), dim=-1)
+    return (x @ x.T)[~torch.eye(len(x), dtype=torch.bool, device=x.device)]
+
+
 def relation_loss(student: torch.Tensor, teacher: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
     """MSE between the student's and the teacher's [batch, batch] cosine-similarity matrices of sentence
     embeddings, off the diagonal, averaged over the two poolings ([CLS], mean of real tokens) of the last
     hidden states [batch, T, width]. 1 − cosine to the teacher stays small when every sentence maps to one
     vector near the teacher's mean; this term does not. Cosines need no projection: widths may differ."""
-    n = student.shape[0]
-    if n < 2:  # no pair to compare
+    if student.shape[0] < 2:  # no pair to compare
         return student.new_zeros((), dtype=torch.float32)
-    off = ~torch.eye(n, dtype=torch.bool, device=student.device)  # [batch, batch]
     total = student.new_zeros((), dtype=torch.float32)
     for s, t in zip(sentence_embeddings(student, attention_mask), sentence_embeddings(teacher, attention_mask)):
-        s, t = F.normalize(s, dim=-1), F.normalize(t, dim=-1)  # [batch, width]
-        total = total + ((s @ s.T - t @ t.T)[off]).square().mean()
+        total = total + (pairwise_cosines(s) - pairwise_cosines(t)).square().mean()
     return total / 2
 
 
