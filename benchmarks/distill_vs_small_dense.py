@@ -137,7 +137,7 @@ def stage_cost(args, steps: int = 20):
     from torch.utils.data import DataLoader
     from transformers import DataCollatorWithPadding
 
-    from bertprune.config import DistillConfig, ModelConfig, load_config
+    from bertprune.config import DistillConfig, load_config
     from bertprune.methods import Dense, GradualMagnitude
     from bertprune.methods.distill import Distillation
     from bertprune.tasks.glue import GlueTask

@@ -107,7 +107,7 @@ def overhead(args, steps: int = 40) -> dict:
     from bertprune.tasks.glue import GlueTask
 
     _quiet_libraries()
-    cfg = load_config(None, [f"data.task=mrpc", f"data.glue_dir={args.glue_dir}", f"model.name={args.model}"])
+    cfg = load_config(None, ["data.task=mrpc", f"data.glue_dir={args.glue_dir}", f"model.name={args.model}"])
 
     class _Acc:
         def main_process_first(self):

@@ -200,6 +200,18 @@ class RunConfig:
 
 
 @dataclass
+class AugmentConfig:
+    """Perturbed copies of the training texts for the KD loss; see :mod:`bertprune.data.augment`."""
+
+    #: edited copies of every training example (0 = none); they need distill.task_weight = 0 (hardness 1)
+    copies: int = 0
+    #: per word: probability to delete it, to replace it by a random word of the training texts, to swap it with the next
+    delete: float = 0.1
+    replace: float = 0.1
+    swap: float = 0.1
+
+
+@dataclass
 class DistillConfig:
     """Knowledge-aware pruning while distilling; see :mod:`bertprune.methods.distill`."""
 
@@ -227,6 +239,8 @@ class DistillConfig:
     temperature: float = 1.0
     #: the student starts from the teacher's weights (the fine-tuned model) instead of ``model.name``
     init_from_teacher: bool = False
+    #: data augmentation: edited copies of the task's training texts, labelled by the teacher only (TinyBERT)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
 
 
 @dataclass
@@ -592,6 +606,8 @@ def validate(cfg) -> None:
             raise BertpruneError("objective=distill with the masked-LM term does not do NSP; set data.nsp=false")
         if distill.init_from_teacher:
             raise BertpruneError("distill.init_from_teacher is for fine-tuning; at the pre-training stage set model.name")
+        if distill.augment.copies:
+            raise BertpruneError("distill.augment edits task examples; the pre-training stage reads plain text: set distill.augment.copies=0")
     if distill is not None:
         if not distill.teacher and objective != "distill":
             raise BertpruneError("distillation needs a teacher: --teacher PATH (a dense model fine-tuned on the task)")
@@ -607,6 +623,15 @@ def validate(cfg) -> None:
             raise BertpruneError(f"distill weights must be >= 0 and not all 0, got {weights}")
         if distill.temperature <= 0:
             raise BertpruneError(f"distill.temperature must be > 0, got {distill.temperature}")
+        a = distill.augment
+        if a.copies < 0 or not all(0.0 <= p < 1.0 for p in (a.delete, a.replace, a.swap)):
+            raise BertpruneError(f"distill.augment needs copies >= 0 and delete, replace, swap in [0, 1); got copies={a.copies}, "
+                                 f"delete={a.delete}, replace={a.replace}, swap={a.swap}")
+        if a.copies and distill.task_weight > 0:
+            raise BertpruneError(f"distill.augment.copies={a.copies} with distill.task_weight={distill.task_weight}: an edited text "
+                                 f"has no gold label, so augmented runs learn from the teacher only; set distill.hardness=1")
+        if a.copies and getattr(getattr(cfg, "data", None), "task", None) == "squad":
+            raise BertpruneError("distill.augment edits sentence(-pair) tasks; SQuAD answers are spans of the text: set distill.augment.copies=0")
     targets = getattr(cfg, "targets", None)
     if targets is not None:
         bad = [r for r in targets.roles if r not in ROLES and r not in targets.patterns]

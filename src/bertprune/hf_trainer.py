@@ -67,6 +67,9 @@ def method_from_config(prune: PruneConfig, targets: TargetConfig | None = None, 
         import dataclasses
 
         distill = dataclasses.replace(distill, teacher=distill.teacher or str(getattr(teacher, "name_or_path", "") or "given"))
+        if distill.augment.copies:
+            raise BertpruneError("distill.augment edits the training set of `bertprune distill`; with your own Trainer the "
+                                 "dataset is yours: augment it with bertprune.data.augment.augment and keep copies=0 here")
     validate(SimpleNamespace(prune=prune, **({"distill": distill} if distill is not None else {})))
     method = build_method(prune, targets)
     if distill is None:

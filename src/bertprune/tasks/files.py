@@ -13,7 +13,7 @@ from ..errors import BertpruneError
 from ..metrics import own_data_metrics
 from ..models import load_sequence_classifier, load_tokenizer, sequence_length
 from .base import Built
-from .glue import GlueTask
+from .glue import GlueTask, training_rows
 
 
 class FileTask(GlueTask):
@@ -34,7 +34,7 @@ class FileTask(GlueTask):
         self.seq_len = sequence_length(model, cfg.data.max_length, 128)
         tokenizer = load_tokenizer(cfg.model)
         with accelerator.main_process_first():
-            train_set = tokenize(data.train, tokenizer, spec, self.seq_len)
+            train_set = tokenize(training_rows(cfg, data.train), tokenizer, spec, self.seq_len)
             eval_sets = {k: tokenize(v, tokenizer, spec, self.seq_len) for k, v in data.eval.items()}
         return Built(model, tokenizer, train_set, eval_sets, DataCollatorWithPadding(tokenizer))
 

@@ -11,6 +11,16 @@ from ..models import load_sequence_classifier, load_tokenizer, sequence_length
 from .base import Built, Task
 
 
+def training_rows(cfg, train):
+    """The training rows, followed by the edited copies of ``distill.augment`` in a distillation run."""
+    a = getattr(getattr(cfg, "distill", None), "augment", None)
+    if a is None or not a.copies:
+        return train
+    from ..data.augment import augment
+
+    return augment(train, a.copies, cfg.train.seed, a.delete, a.replace, a.swap)
+
+
 class GlueTask(Task):
     def __init__(self, cfg):
         self.cfg = cfg
@@ -28,7 +38,7 @@ class GlueTask(Task):
         tokenizer = load_tokenizer(cfg.model)
         data = load_glue(spec.name, cfg.data.glue_dir, cfg.data.train_examples, cfg.data.eval_examples, cfg.train.seed)
         with accelerator.main_process_first():
-            train_set = tokenize(data.train, tokenizer, spec, self.seq_len)
+            train_set = tokenize(training_rows(cfg, data.train), tokenizer, spec, self.seq_len)
             eval_sets = {k: tokenize(v, tokenizer, spec, self.seq_len) for k, v in data.eval.items()}
         return Built(model, tokenizer, train_set, eval_sets, DataCollatorWithPadding(tokenizer))
 
