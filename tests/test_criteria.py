@@ -7,7 +7,8 @@ import torch
 
 from bertprune import checkpoint as ckpt
 from bertprune.config import ScheduleConfig
-from bertprune.criteria import CRITERIA, fisher_accumulate, fisher_init, fisher_score, get_criterion
+from bertprune.criteria import (CRITERIA, fisher_accumulate, fisher_init, fisher_score, get_criterion, obs_accumulate,
+                                obs_compensate, obs_init, obs_score)
 from bertprune.methods.granularity import parse_granularity
 from bertprune.methods.pruner import Pruner, schedule_steps
 from bertprune.methods.selection import global_lowest_with_cap, select_masks
@@ -54,6 +55,76 @@ def test_fisher_score_against_a_known_diagonal():
     assert torch.allclose(fisher_score(w, s, damp=0.0), torch.tensor([2.5, 4.0, 0.0]))
     assert torch.allclose(fisher_score(w, s, damp=1.0), torch.tensor([3.0, 6.0, 4.5]))
     assert get_criterion("fisher").reset_after_update  # statistics of the current weights only
+
+
+def test_obs_with_blocks_of_one_is_the_diagonal_fisher():
+    w = torch.tensor([[1.0, 2.0], [-3.0, 0.5]])
+    a, b = obs_init(w, block=1), fisher_init(w)
+    for g in ([[1.0, 2.0], [0.0, 1.0]], [[3.0, 0.0], [0.0, -2.0]]):
+        a, b = obs_accumulate(w, torch.tensor(g), a), fisher_accumulate(w, torch.tensor(g), b)
+    assert torch.allclose(obs_score(w, a, damp=0.5), fisher_score(w, b, damp=0.5))
+
+
+def test_obs_sums_every_gradient_whether_flushed_or_pending():
+    from bertprune.criteria import OBS_FLUSH, obs_inverse
+
+    torch.manual_seed(0)
+    w = torch.randn(40, 8)  # 320 weights = 20 blocks of 16
+    s, gram = obs_init(w), torch.zeros(20, 16, 16, dtype=torch.float64)
+    for _ in range(2 * OBS_FLUSH + 5):  # two flushes and five pending
+        g = torch.randn_like(w)
+        s = obs_accumulate(w, g, s)
+        gb = g.double().flatten().view(20, 16)
+        gram += gb[:, :, None] * gb[:, None, :]
+    assert float(s["n"]) == 2 * OBS_FLUSH + 5 and len([k for k in s if k.startswith("g") and k != "gg"]) == 5
+    expected = torch.linalg.inv(gram / float(s["n"]) + 1e-3 * torch.eye(16, dtype=torch.float64))
+    assert torch.allclose(obs_inverse(s, damp=1e-3), expected, rtol=1e-4, atol=1e-6)
+
+
+def test_obs_score_and_update_against_a_known_block():
+    # two gradients in one block of 2: F = λI + (g1 g1ᵀ + g2 g2ᵀ)/2 = [[2, 1], [1, 1]] + 0.5·I (λ = 0.5)
+    w = torch.tensor([1.0, -2.0])
+    s = obs_init(w, block=2)
+    for g in ([2.0, 1.0], [0.0, 1.0]):
+        s = obs_accumulate(w, torch.tensor(g), s)
+    f = torch.tensor([[2.5, 1.0], [1.0, 1.5]], dtype=torch.float64)
+    finv = torch.linalg.inv(f)
+    expected = (w.double() ** 2 / (2 * finv.diagonal())).float()
+    assert torch.allclose(obs_score(w, s, damp=0.5), expected)
+    # pruning w0: the OBS update minimises ½ δᵀFδ subject to w0 + δ0 = 0, so δ1 = −F11⁻¹ F10 δ0 = F10 w0 / F11
+    delta = obs_compensate(w, s, torch.tensor([True, False]), damp=0.5)
+    assert torch.allclose(delta, torch.tensor([-1.0, 1.0 * 1.0 / 1.5]))
+    assert torch.equal(obs_compensate(w, s, torch.tensor([False, False]), damp=0.5), torch.zeros(2))
+
+
+def test_obs_blocks_are_independent_and_the_padding_is_dropped():
+    w = torch.arange(1.0, 6.0)  # 5 weights in blocks of 2: (w0, w1), (w2, w3), (w4, pad)
+    s = obs_init(w, block=2)
+    s = obs_accumulate(w, torch.ones(5), s)
+    assert s["gg"].shape == (3, 2, 2) and s["g00"].tolist() == [[1.0, 1.0], [1.0, 1.0], [1.0, 0.0]]  # zero-padded
+    delta = obs_compensate(w, s, torch.tensor([False, False, True, False, False]), damp=0.1)
+    assert delta[:2].tolist() == [0.0, 0.0] and delta[4] == 0.0  # other blocks do not move
+    assert delta[2] == pytest.approx(-3.0) and delta[3] != 0.0
+
+
+def test_the_pruner_applies_the_obs_update_to_the_survivors(tiny_classifier):
+    model = tiny_classifier("bert")
+    method = Pruner(0.5, "obs", "local", ScheduleConfig(start=0.0, end=0.5, every=3))
+    method.prepare(model, total_steps=6)
+    params = dict(model.named_parameters())
+    opt = torch.optim.SGD(model.parameters(), lr=0.0)  # the weights move only by the OBS update
+    g = torch.Generator().manual_seed(0)
+    before = {n: params[n].detach().clone() for n in method.masks.masks}
+    for step in (1, 2, 3):
+        x = torch.randint(5, 40, (4, 12), generator=g)
+        model(input_ids=x, labels=torch.tensor([0, 1, 0, 1])).loss.backward()
+        method.before_optimizer_step()
+        opt.step()
+        method.after_step(step, opt)
+        opt.zero_grad()
+    moved = [n for n, m in method.masks.masks.items() if not torch.equal(params[n][m], before[n][m])]
+    assert moved  # survivors were compensated
+    assert all((params[n][~m] == 0).all() for n, m in method.masks.masks.items())
 
 
 def test_global_scope_cap_holds_every_matrix_at_the_cap_and_the_total_exact():

@@ -27,6 +27,13 @@ The criteria (``prune.criterion``):
   Surgeon", eq. 4 with a diagonal empirical Fisher): ρ = w² / (2 [F⁻¹]_ii) = w² · (λ + mean g²) / 2,
   F = λI + (1/m) Σ g gᵀ over the m gradients since the last mask update (λ = 1e-7, oBERT's dampening).
   Before any gradient is seen it ranks by magnitude (ρ ∝ w²).
+* ``obs`` — oBERT's block form (ibid., the OBSPruningModifier of SparseML): the empirical Fisher kept as
+  full B×B blocks of consecutive weights (B = 16; the row-major flattened matrix, zero-padded),
+  ρ = w² / (2 [F⁻¹]_ii), and at every mask update the surviving weights of each block move to
+  compensate for the newly pruned ones, δw = −Σ_q F⁻¹[:, q] w_q / [F⁻¹]_qq (the sum of single-weight
+  OBS updates, as SparseML does). With B = 1 it is ``fisher`` without the update. State: n·B floats for
+  n weights (680 MB for MiniLM-L6's encoder at B = 16, in checkpoints too), plus up to
+  :data:`OBS_FLUSH` − 1 gradients waiting to join it in one batched product.
 """
 
 from __future__ import annotations
@@ -47,6 +54,9 @@ class Criterion:
     score: Callable[[torch.Tensor, State], torch.Tensor]
     #: start the accumulation afresh after each mask update (statistics of the current weights only)
     reset_after_update: bool = False
+    #: ``compensate(w, state, pruned) -> δw``: how the surviving weights move when the ``pruned`` entries
+    #: (a bool tensor of ``w``'s shape, the newly pruned ones) go to zero; None = they do not move
+    compensate: Callable[[torch.Tensor, State, torch.Tensor], torch.Tensor] | None = None
 
     @property
     def needs_grad(self) -> bool:
@@ -100,12 +110,79 @@ def fisher_score(w: torch.Tensor, state: State, damp: float = 1e-7) -> torch.Ten
     return w.detach().float().square() * (damp + mean_sq) / 2
 
 
+OBS_BLOCK = 16
+
+
+def _blocks(t: torch.Tensor, b: int) -> torch.Tensor:
+    """``t`` flattened row-major, zero-padded to a multiple of ``b``: [numel / b, b]."""
+    flat = t.detach().float().flatten()
+    pad = (-flat.numel()) % b
+    return (torch.nn.functional.pad(flat, (0, pad)) if pad else flat.clone()).view(-1, b)
+
+
+#: gradients kept aside before they join Σ g gᵀ in one batched product: ~25x cheaper than one rank-1
+#: update per step (MiniLM-L6: 0.03 s a step instead of 1.5 s on 2 cores)
+OBS_FLUSH = 16
+
+
+def obs_init(w: torch.Tensor, block: int = OBS_BLOCK) -> State:
+    nb = -(-w.numel() // block)
+    return {"gg": torch.zeros(nb, block, block, dtype=torch.float32, device=w.device),
+            "n": torch.zeros((), dtype=torch.float32, device=w.device)}
+
+
+def _pending(state: State) -> list[torch.Tensor]:
+    return [state[k] for k in sorted(k for k in state if k.startswith("g") and k != "gg")]
+
+
+def obs_accumulate(w: torch.Tensor, grad: torch.Tensor, state: State) -> State:
+    """Running sums for the block Fisher: Σ g_b g_bᵀ per block b ("gg", [blocks, B, B]) and the number of
+    gradients m ("n"); the newest gradients wait as "g00", "g01" ... ([blocks, B]) until there are
+    :data:`OBS_FLUSH` of them."""
+    pending = [*_pending(state), _blocks(grad, state["gg"].shape[-1]).to(state["gg"].device)]
+    n = state["n"] + 1
+    if len(pending) < OBS_FLUSH:
+        return {"gg": state["gg"], "n": n, **{f"g{i:02d}": g for i, g in enumerate(pending)}}
+    return {"gg": _gram(state["gg"], pending), "n": n}
+
+
+def _gram(gg: torch.Tensor, pending: list[torch.Tensor]) -> torch.Tensor:
+    if not pending:
+        return gg
+    x = torch.stack(pending)  # [k, blocks, B]
+    return torch.baddbmm(gg, x.permute(1, 2, 0), x.permute(1, 0, 2))  # gg + Σ_k g g^T per block
+
+
+def obs_inverse(state: State, damp: float = 1e-7) -> torch.Tensor:
+    """F⁻¹ per block, F = λI + Σ g gᵀ / m (float64: λ is tiny next to the gradients' outer products)."""
+    gg = _gram(state["gg"], _pending(state)).double() / state["n"].clamp(min=1).double()
+    eye = torch.eye(gg.shape[-1], dtype=torch.float64, device=gg.device)
+    return torch.linalg.inv(gg + damp * eye)
+
+
+def obs_score(w: torch.Tensor, state: State, damp: float = 1e-7) -> torch.Tensor:
+    """ρ = w² / (2 [F⁻¹]_ii) with F the block Fisher."""
+    finv_diag = torch.diagonal(obs_inverse(state, damp), dim1=-2, dim2=-1).flatten()[: w.numel()]
+    return (w.detach().double().flatten().square() / (2 * finv_diag)).float().view(w.shape)
+
+
+def obs_compensate(w: torch.Tensor, state: State, pruned: torch.Tensor, damp: float = 1e-7) -> torch.Tensor:
+    """δw = −Σ_{q pruned} F⁻¹[:, q] w_q / [F⁻¹]_qq, block by block (the pruned entries themselves get −w_q:
+    the single-weight OBS update moves them exactly to zero)."""
+    finv = obs_inverse(state, damp)  # [blocks, B, B]
+    b = finv.shape[-1]
+    v = _blocks(w, b).double() * _blocks(pruned, b).bool() / torch.diagonal(finv, dim1=-2, dim2=-1)  # [blocks, B]
+    delta = -torch.bmm(finv, v.unsqueeze(2)).squeeze(2).flatten()[: w.numel()]
+    return delta.view(w.shape).to(w.dtype)
+
+
 CRITERIA: dict[str, Criterion] = {
     "magnitude": Criterion("magnitude", _no_state, _no_accumulation, magnitude_score),
     "movement": Criterion("movement", _zeros, movement_accumulate, accumulated_score),
     "soft_movement": Criterion("soft_movement", _zeros, movement_accumulate, accumulated_score),
     "snip_momentum": Criterion("snip_momentum", _zeros, snip_momentum_accumulate, accumulated_score),
     "fisher": Criterion("fisher", fisher_init, fisher_accumulate, fisher_score, reset_after_update=True),
+    "obs": Criterion("obs", obs_init, obs_accumulate, obs_score, reset_after_update=True, compensate=obs_compensate),
 }
 
 

@@ -107,8 +107,14 @@ class Pruner(PruningMethod):
             scores = {n: magnitude_score(w) for n, w in weights.items()}
         else:
             scores = {n: self.criterion.score(w, self.stats[n]) for n, w in weights.items()}
+        compensate = self.criterion.compensate if self.seen > 0 else None
+        before = {n: m.clone() for n, m in self.masks.masks.items()} if compensate else {}
         self.set_masks(select_masks(masked_scores(scores, self.masks.masks), target, self.scope, self.granularity,
                                     self.max_layer_sparsity))
+        if compensate:  # the survivors move for the newly pruned (OBS), from the masks every rank shares
+            with torch.no_grad():
+                for n, w in weights.items():
+                    self.masks._params[n].add_(compensate(w, self.stats[n], before[n] & ~self.masks.masks[n]))
         self.current = target
         if step == 0:
             self.masks.apply()
