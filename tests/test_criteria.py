@@ -112,16 +112,8 @@ def test_the_pruner_applies_the_obs_update_to_the_survivors(tiny_classifier):
     method = Pruner(0.5, "obs", "local", ScheduleConfig(start=0.0, end=0.5, every=3))
     method.prepare(model, total_steps=6)
     params = dict(model.named_parameters())
-    opt = torch.optim.SGD(model.parameters(), lr=0.0)  # the weights move only by the OBS update
-    g = torch.Generator().manual_seed(0)
     before = {n: params[n].detach().clone() for n in method.masks.masks}
-    for step in (1, 2, 3):
-        x = torch.randint(5, 40, (4, 12), generator=g)
-        model(input_ids=x, labels=torch.tensor([0, 1, 0, 1])).loss.backward()
-        method.before_optimizer_step()
-        opt.step()
-        method.after_step(step, opt)
-        opt.zero_grad()
+    _train(model, method, 3, opt=torch.optim.SGD(model.parameters(), lr=0.0))  # the weights move only by the OBS update
     moved = [n for n, m in method.masks.masks.items() if not torch.equal(params[n][m], before[n][m])]
     assert moved  # survivors were compensated
     assert all((params[n][~m] == 0).all() for n, m in method.masks.masks.items())
