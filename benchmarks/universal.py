@@ -151,7 +151,9 @@ def run_transfer(args, task: str, seed: int, teacher: Path) -> dict:
     overrides += args.transfer_set
     cfg = load_config(recipe_file(TRANSFER_RECIPE), overrides, schema=DistillRunConfig)
     kind = "free" if args.free else "fixed"
-    cfg.output_dir = str(universal / f"{task}-{kind}-s{seed}")
+    # a transfer with its own overrides gets its own folder (else --resume would find the plain run's)
+    extra = "-" + hashlib.sha256(" ".join(sorted(args.transfer_set)).encode()).hexdigest()[:6] if args.transfer_set else ""
+    cfg.output_dir = str(universal / f"{task}-{kind}{extra}-s{seed}")
     cmd = pretrain_cmd(args, seed)[2:] + ["--stage", "transfer", "--tasks", task] + (["--free"] if args.free else []) + \
         (["--transfer-set", *args.transfer_set] if args.transfer_set else [])
     command = records.command_line("benchmarks/universal.py", cmd)
@@ -175,6 +177,7 @@ def run_transfer(args, task: str, seed: int, teacher: Path) -> dict:
            "recipe": f"universal-{kind}+{TRANSFER_RECIPE}", "criterion": cfg.prune.criterion if args.free else args.criterion,
            "granularity": args.granularity,
            "universal": universal_name(args, seed), "teacher": str(teacher),
+           "transfer_set": " ".join(args.transfer_set),
            "universal_zeros_kept": kept["universal_zeros_still_zero"],
            "universal_zeros_kept_by_role": {r: round(z / n, 6) if n else 1.0 for r, (z, n) in sorted(by_role.items())},
            "notes": f"final model, full dev set; KD recipe {TRANSFER_RECIPE} from the task teacher; "
@@ -191,9 +194,15 @@ def distill_overrides(r: dict) -> str:
     return ", ".join(changed) if changed else "-"
 
 
+def transfer_label(r: dict) -> str:
+    """A transfer row's mask kind and its own overrides (``--transfer-set``), e.g. ``fixed, train.lr=3e-4``."""
+    kind = r.get("method", "").removeprefix("universal-")
+    return f"{kind}, {r['transfer_set']}" if r.get("transfer_set") else kind
+
+
 def table() -> str:
     recs = records.read(BENCHMARK)
-    latest = records.latest(recs, key=lambda r: (r.get("universal"), r.get("method"), r["task"], r["seed"]))
+    latest = records.latest(recs, key=lambda r: (r.get("universal"), transfer_label(r), r["task"], r["seed"]))
     dense_zero = [r for k, r in latest.items() if k[0] == "dense"]
     ref = dense_zero[-1]["main_metric"] if dense_zero else None
     lines = ["# A universal sparse MiniLM: pruned at the pre-training stage by distillation", "",
@@ -214,7 +223,7 @@ def table() -> str:
     tasks = [t for t in high_sparsity.TASKS if any(k[2] == t for k in latest)]
     if tasks:
         lines += ["", "## Transfer: each task fine-tuned from the universal model by the KD recipe", "",
-                  "| universal model | mask | " + " | ".join(tasks) + " | average | share of dense | universal zeros kept |",
+                  "| universal model | mask, transfer overrides | " + " | ".join(tasks) + " | average | share of dense | universal zeros kept |",
                   "|---|---|" + "---|" * (len(tasks) + 3)]
         rows: dict[tuple, dict[str, list[dict]]] = {}
         for (name, method, task, _), r in latest.items():
@@ -228,9 +237,9 @@ def table() -> str:
             avg = statistics.mean(means.values()) if complete else None
             share = f"{100 * avg / statistics.mean(dense[t] for t in tasks):.1f}%" if complete else "-"
             kept = statistics.mean(x["universal_zeros_kept"] for rs in by_task.values() for x in rs)
-            lines.append(f"| {name} | {method.removeprefix('universal-')} | " + " | ".join(cells)
+            lines.append(f"| {name} | {method} | " + " | ".join(cells)
                          + f" | {avg:.2f} | {share} | {kept:.3f} |" if avg is not None else
-                         f"| {name} | {method.removeprefix('universal-')} | " + " | ".join(cells) + f" | - | - | {kept:.3f} |")
+                         f"| {name} | {method} | " + " | ".join(cells) + f" | - | - | {kept:.3f} |")
         lines += ["", "Dense per task (the best dense row of high_sparsity.jsonl): "
                   + ", ".join(f"{t} {dense[t]:.2f}" for t in tasks if t in dense) + "."]
     lines += ["", "Machines: " + "; ".join(sorted({r["machine"] for r in recs})),
