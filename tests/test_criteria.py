@@ -97,6 +97,37 @@ def test_obs_score_and_update_against_a_known_block():
     assert torch.equal(obs_compensate(w, s, torch.tensor([False, False]), damp=0.5), torch.zeros(2))
 
 
+def test_obs_prepared_state_gives_the_same_scores_and_update():
+    from bertprune.criteria import Criterion, obs_prepare
+
+    torch.manual_seed(1)
+    w = torch.randn(6, 8)  # 48 weights = 3 blocks of 16
+    s = obs_init(w)
+    for _ in range(20):  # one flush and four pending
+        s = obs_accumulate(w, torch.randn_like(w), s)
+    p = obs_prepare(s, damp=1e-3)
+    assert set(p) == {"finv", "n"} and p["finv"].shape == (3, 16, 16) and p["finv"].dtype == torch.float32
+    pruned = torch.rand(6, 8) < 0.3
+    assert torch.allclose(obs_score(w, p), obs_score(w, s, damp=1e-3), rtol=1e-5)
+    assert torch.allclose(obs_compensate(w, p, pruned), obs_compensate(w, s, pruned, damp=1e-3), rtol=1e-4, atol=1e-6)
+    with pytest.raises(ValueError, match="reset_after_update"):
+        Criterion("bad", obs_init, obs_accumulate, obs_score, prepare=obs_prepare)
+
+
+def test_the_pruner_inverts_the_obs_blocks_once_per_matrix_and_update(tiny_classifier, monkeypatch):
+    import bertprune.criteria as criteria
+
+    calls = []
+    real = criteria.obs_inverse
+    monkeypatch.setattr(criteria, "obs_inverse", lambda *a, **k: calls.append(1) or real(*a, **k))
+    model = tiny_classifier("bert")
+    method = Pruner(0.5, "obs", "local", ScheduleConfig(start=0.0, end=0.5, every=3))
+    method.prepare(model, total_steps=6)
+    _train(model, method, 3)  # one mask update (step 3), after three gradients
+    assert len(calls) == len(method.masks.masks) > 0  # score and update share one inverse per matrix
+    assert all("gg" in s for s in method.stats.values())  # and the state restarts as sums
+
+
 def test_obs_blocks_are_independent_and_the_padding_is_dropped():
     w = torch.arange(1.0, 6.0)  # 5 weights in blocks of 2: (w0, w1), (w2, w3), (w4, pad)
     s = obs_init(w, block=2)

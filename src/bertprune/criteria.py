@@ -7,6 +7,9 @@ A criterion is three pure functions over one weight matrix ``w`` ([out, in]):
   optimizer step, before the step (``grad`` = ∂L/∂w of that step, synced across processes and clipped);
 * ``score(w, state) -> scores``: higher = more important; the pruner removes the lowest.
 
+Optionally, ``prepare(state) -> state`` derives once per mask update what ``score`` and ``compensate``
+both need (OBS: the inverse of each Fisher block, which costs more than the rest of the update).
+
 A :class:`~bertprune.methods.pruner.Pruner` keeps the state (and saves it in ``state_dict``, so a
 resumed run continues bit-exactly); the functions never mutate their inputs. Adding a criterion is
 one :class:`Criterion` and one line in :data:`CRITERIA`; the training loop does not change.
@@ -33,7 +36,8 @@ The criteria (``prune.criterion``):
   compensate for the newly pruned ones, δw = −Σ_q F⁻¹[:, q] w_q / [F⁻¹]_qq (the sum of single-weight
   OBS updates, as SparseML does). With B = 1 it is ``fisher`` without the update. State: n·B floats for
   n weights (680 MB for MiniLM-L6's encoder at B = 16, in checkpoints too), plus up to
-  :data:`OBS_FLUSH` − 1 gradients waiting to join it in one batched product.
+  :data:`OBS_FLUSH` − 1 gradients waiting to join it in one batched product. At a mask update the
+  blocks are inverted once (``obs_prepare``, in float64), and F⁻¹ replaces the sums in the same memory.
 """
 
 from __future__ import annotations
@@ -57,6 +61,13 @@ class Criterion:
     #: ``compensate(w, state, pruned) -> δw``: how the surviving weights move when the ``pruned`` entries
     #: (a bool tensor of ``w``'s shape, the newly pruned ones) go to zero; None = they do not move
     compensate: Callable[[torch.Tensor, State, torch.Tensor], torch.Tensor] | None = None
+    #: ``prepare(state) -> state``: what ``score`` and ``compensate`` share, derived once per mask update;
+    #: the prepared state replaces the accumulated one until the reset, so only a resetting criterion has one
+    prepare: Callable[[State], State] | None = None
+
+    def __post_init__(self):
+        if self.prepare is not None and not self.reset_after_update:
+            raise ValueError(f"criterion {self.name}: prepare replaces the state, so it needs reset_after_update")
 
     @property
     def needs_grad(self) -> bool:
@@ -160,16 +171,26 @@ def obs_inverse(state: State, damp: float = 1e-7) -> torch.Tensor:
     return torch.linalg.inv(gg + damp * eye)
 
 
+def obs_prepare(state: State, damp: float = 1e-7) -> State:
+    """F⁻¹ per block ("finv", [blocks, B, B]), computed in float64 and kept in float32: the same memory as
+    the sums it replaces, for :func:`obs_score` and :func:`obs_compensate` of one mask update."""
+    return {"finv": obs_inverse(state, damp).float(), "n": state["n"]}
+
+
+def _finv(state: State, damp: float) -> torch.Tensor:
+    return state["finv"].double() if "finv" in state else obs_inverse(state, damp)
+
+
 def obs_score(w: torch.Tensor, state: State, damp: float = 1e-7) -> torch.Tensor:
-    """ρ = w² / (2 [F⁻¹]_ii) with F the block Fisher."""
-    finv_diag = torch.diagonal(obs_inverse(state, damp), dim1=-2, dim2=-1).flatten()[: w.numel()]
+    """ρ = w² / (2 [F⁻¹]_ii) with F the block Fisher (from the accumulated or the prepared state)."""
+    finv_diag = torch.diagonal(_finv(state, damp), dim1=-2, dim2=-1).flatten()[: w.numel()]
     return (w.detach().double().flatten().square() / (2 * finv_diag)).float().view(w.shape)
 
 
 def obs_compensate(w: torch.Tensor, state: State, pruned: torch.Tensor, damp: float = 1e-7) -> torch.Tensor:
     """δw = −Σ_{q pruned} F⁻¹[:, q] w_q / [F⁻¹]_qq, block by block (the pruned entries themselves get −w_q:
     the single-weight OBS update moves them exactly to zero)."""
-    finv = obs_inverse(state, damp)  # [blocks, B, B]
+    finv = _finv(state, damp)  # [blocks, B, B]
     b = finv.shape[-1]
     v = _blocks(w, b).double() * _blocks(pruned, b).bool() / torch.diagonal(finv, dim1=-2, dim2=-1)  # [blocks, B]
     delta = -torch.bmm(finv, v.unsqueeze(2)).squeeze(2).flatten()[: w.numel()]
@@ -182,7 +203,8 @@ CRITERIA: dict[str, Criterion] = {
     "soft_movement": Criterion("soft_movement", _zeros, movement_accumulate, accumulated_score),
     "snip_momentum": Criterion("snip_momentum", _zeros, snip_momentum_accumulate, accumulated_score),
     "fisher": Criterion("fisher", fisher_init, fisher_accumulate, fisher_score, reset_after_update=True),
-    "obs": Criterion("obs", obs_init, obs_accumulate, obs_score, reset_after_update=True, compensate=obs_compensate),
+    "obs": Criterion("obs", obs_init, obs_accumulate, obs_score, reset_after_update=True, compensate=obs_compensate,
+                     prepare=obs_prepare),
 }
 
 
