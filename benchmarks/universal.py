@@ -133,6 +133,14 @@ def ensure_universal(args, seed: int) -> tuple[Path, dict]:
     return out, rec
 
 
+def transfer_folder(task: str, kind: str, seed: int, transfer_set: list[str]) -> str:
+    """A transfer's folder under its universal model: a transfer with its own overrides gets its own (else
+    ``--resume`` would find the plain run's); hashed in the order given, as the record's label and command
+    keep them (a repeated key: the last one wins, so the order matters)."""
+    extra = "-" + hashlib.sha256(" ".join(transfer_set).encode()).hexdigest()[:6] if transfer_set else ""
+    return f"{task}-{kind}{extra}-s{seed}"
+
+
 def run_transfer(args, task: str, seed: int, teacher: Path) -> dict:
     """One task fine-tuned from the universal model (mask fixed, or free with ``--free``) by the KD recipe,
     distilling ``teacher`` (the task's dense teacher of the high-sparsity benchmark)."""
@@ -151,9 +159,7 @@ def run_transfer(args, task: str, seed: int, teacher: Path) -> dict:
     overrides += args.transfer_set
     cfg = load_config(recipe_file(TRANSFER_RECIPE), overrides, schema=DistillRunConfig)
     kind = "free" if args.free else "fixed"
-    # a transfer with its own overrides gets its own folder (else --resume would find the plain run's)
-    extra = "-" + hashlib.sha256(" ".join(sorted(args.transfer_set)).encode()).hexdigest()[:6] if args.transfer_set else ""
-    cfg.output_dir = str(universal / f"{task}-{kind}{extra}-s{seed}")
+    cfg.output_dir = str(universal / transfer_folder(task, kind, seed, args.transfer_set))
     cmd = pretrain_cmd(args, seed)[2:] + ["--stage", "transfer", "--tasks", task] + (["--free"] if args.free else []) + \
         (["--transfer-set", *args.transfer_set] if args.transfer_set else [])
     command = records.command_line("benchmarks/universal.py", cmd)

@@ -97,21 +97,25 @@ def test_obs_score_and_update_against_a_known_block():
     assert torch.equal(obs_compensate(w, s, torch.tensor([False, False]), damp=0.5), torch.zeros(2))
 
 
-def test_obs_prepared_state_gives_the_same_scores_and_update():
-    from bertprune.criteria import Criterion, obs_prepare
+@pytest.mark.parametrize("gradients, damp", [(20, 1e-3), (5, 1e-7)])  # the second: rank-deficient, default damp
+def test_obs_derived_state_gives_the_same_scores_and_update(gradients, damp):
+    from bertprune.criteria import Criterion, obs_derive
 
     torch.manual_seed(1)
     w = torch.randn(6, 8)  # 48 weights = 3 blocks of 16
     s = obs_init(w)
-    for _ in range(20):  # one flush and four pending
-        s = obs_accumulate(w, torch.randn_like(w), s)
-    p = obs_prepare(s, damp=1e-3)
-    assert set(p) == {"finv", "n"} and p["finv"].shape == (3, 16, 16) and p["finv"].dtype == torch.float32
-    pruned = torch.rand(6, 8) < 0.3
-    assert torch.allclose(obs_score(w, p), obs_score(w, s, damp=1e-3), rtol=1e-5)
-    assert torch.allclose(obs_compensate(w, p, pruned), obs_compensate(w, s, pruned, damp=1e-3), rtol=1e-4, atol=1e-6)
+    for _ in range(gradients):
+        s = obs_accumulate(w, 1e-3 * torch.randn_like(w), s)
+    d = obs_derive(s, damp=damp)
+    assert set(d) == {"finv", "n", "damp"} and d["finv"].shape == (3, 16, 16) and d["finv"].dtype == torch.float32
+    pruned = torch.rand(6, 8) < 0.4
+    assert torch.allclose(obs_score(w, d, damp=damp), obs_score(w, s, damp=damp), rtol=1e-6)
+    exact = obs_compensate(w, s, pruned, damp=damp)
+    assert (obs_compensate(w, d, pruned, damp=damp) - exact).abs().max() <= 1e-6 * exact.abs().max()
+    with pytest.raises(ValueError, match="damp"):  # a derived state answers only for the damp it used
+        obs_score(w, d, damp=0.5)
     with pytest.raises(ValueError, match="reset_after_update"):
-        Criterion("bad", obs_init, obs_accumulate, obs_score, prepare=obs_prepare)
+        Criterion("bad", obs_init, obs_accumulate, obs_score, derive=obs_derive)
 
 
 def test_the_pruner_inverts_the_obs_blocks_once_per_matrix_and_update(tiny_classifier, monkeypatch):

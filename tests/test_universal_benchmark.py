@@ -49,10 +49,21 @@ def test_driver_pretrains_transfers_and_writes_records(tiny_glue, tmp_path):
     teachers = [json.loads(x) for x in (tmp_path / "results" / "high_sparsity.jsonl").read_text().splitlines()]
     assert [r["recipe"] for r in teachers] == ["teacher"]  # trained once, reused by the second transfer
     md = (tmp_path / "results" / "universal.md").read_text()
-    # the transfer rows carry their own overrides, and so do their folders (a plain transfer keeps its own)
+    # the transfer rows carry their own overrides, and so do their folders (a plain one: the last test)
     label = "train.epochs=1 train.mixed_precision=no data.max_length=32"
     assert fixed["transfer_set"] == label
     assert "| dense | 0.00 |" in md and f"| fixed, {label} |" in md and f"| free, {label} |" in md
     assert len(list((tmp_path / "runs").glob("*/sst2-fixed-??????-s42"))) == 1
     fixed_row = next(line for line in md.splitlines() if f"| fixed, {label} |" in line)
     assert fixed_row.endswith("| - | - | 1.000 |")  # one task of five: no average, no share of dense
+
+
+def test_a_plain_transfer_keeps_its_folder_and_label_and_overrides_get_their_own():
+    import universal
+
+    assert universal.transfer_folder("stsb", "fixed", 42, []) == "stsb-fixed-s42"
+    a, b = (universal.transfer_folder("stsb", "fixed", 42, x) for x in (["train.lr=3e-4"], ["train.lr=1e-4"]))
+    assert a != b and a.startswith("stsb-fixed-") and a.endswith("-s42")
+    assert universal.transfer_label({"method": "universal-fixed"}) == "fixed"
+    assert universal.transfer_label({"method": "universal-free", "transfer_set": "train.lr=3e-4"}) == "free, train.lr=3e-4"
+

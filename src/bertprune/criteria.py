@@ -1,14 +1,15 @@
 """Pruning criteria: what ranks the weights of a matrix. Pure functions, one registry.
 
-A criterion is three pure functions over one weight matrix ``w`` ([out, in]):
+A criterion is three pure functions over one weight matrix ``w`` ([out, in]), and two optional ones:
 
 * ``init(w) -> state``: what it accumulates, a dict of tensors of ``w``'s shape (empty for magnitude);
 * ``accumulate(w, grad, state) -> state``: called after every backward pass that ends in an
   optimizer step, before the step (``grad`` = ∂L/∂w of that step, synced across processes and clipped);
 * ``score(w, state) -> scores``: higher = more important; the pruner removes the lowest.
 
-Optionally, ``prepare(state) -> state`` derives once per mask update what ``score`` and ``compensate``
-both need (OBS: the inverse of each Fisher block, which costs more than the rest of the update).
+* ``derive(state) -> state`` (optional): what ``score`` and ``compensate`` both need, derived once per mask
+  update (OBS: the inverse of each Fisher block, which costs more than the rest of the update);
+* ``compensate(w, state, pruned) -> δw`` (optional): how the surviving weights move at a mask update.
 
 A :class:`~bertprune.methods.pruner.Pruner` keeps the state (and saves it in ``state_dict``, so a
 resumed run continues bit-exactly); the functions never mutate their inputs. Adding a criterion is
@@ -37,7 +38,7 @@ The criteria (``prune.criterion``):
   OBS updates, as SparseML does). With B = 1 it is ``fisher`` without the update. State: n·B floats for
   n weights (680 MB for MiniLM-L6's encoder at B = 16, in checkpoints too), plus up to
   :data:`OBS_FLUSH` − 1 gradients waiting to join it in one batched product. At a mask update the
-  blocks are inverted once (``obs_prepare``, in float64), and F⁻¹ replaces the sums in the same memory.
+  blocks are inverted once (``obs_derive``, in float64), and F⁻¹ (float32) replaces the sums in as much memory.
 """
 
 from __future__ import annotations
@@ -61,13 +62,13 @@ class Criterion:
     #: ``compensate(w, state, pruned) -> δw``: how the surviving weights move when the ``pruned`` entries
     #: (a bool tensor of ``w``'s shape, the newly pruned ones) go to zero; None = they do not move
     compensate: Callable[[torch.Tensor, State, torch.Tensor], torch.Tensor] | None = None
-    #: ``prepare(state) -> state``: what ``score`` and ``compensate`` share, derived once per mask update;
-    #: the prepared state replaces the accumulated one until the reset, so only a resetting criterion has one
-    prepare: Callable[[State], State] | None = None
+    #: ``derive(state) -> state``: what ``score`` and ``compensate`` share, derived once per mask update;
+    #: the derived state replaces the accumulated one until the reset, so only a resetting criterion has one
+    derive: Callable[[State], State] | None = None
 
     def __post_init__(self):
-        if self.prepare is not None and not self.reset_after_update:
-            raise ValueError(f"criterion {self.name}: prepare replaces the state, so it needs reset_after_update")
+        if self.derive is not None and not self.reset_after_update:
+            raise ValueError(f"criterion {self.name}: derive replaces the state, so it needs reset_after_update")
 
     @property
     def needs_grad(self) -> bool:
@@ -171,18 +172,23 @@ def obs_inverse(state: State, damp: float = 1e-7) -> torch.Tensor:
     return torch.linalg.inv(gg + damp * eye)
 
 
-def obs_prepare(state: State, damp: float = 1e-7) -> State:
-    """F⁻¹ per block ("finv", [blocks, B, B]), computed in float64 and kept in float32: the same memory as
-    the sums it replaces, for :func:`obs_score` and :func:`obs_compensate` of one mask update."""
-    return {"finv": obs_inverse(state, damp).float(), "n": state["n"]}
+def obs_derive(state: State, damp: float = 1e-7) -> State:
+    """F⁻¹ per block ("finv", [blocks, B, B]), computed in float64 and kept in float32 (as much memory as the
+    sums it replaces; entries rounded to float32 move δw by ~1e-7 relative), with the ``damp`` it used, for
+    :func:`obs_score` and :func:`obs_compensate` of one mask update."""
+    return {"finv": obs_inverse(state, damp).float(), "n": state["n"], "damp": torch.tensor(damp, dtype=torch.float64)}
 
 
 def _finv(state: State, damp: float) -> torch.Tensor:
-    return state["finv"].double() if "finv" in state else obs_inverse(state, damp)
+    if "finv" not in state:
+        return obs_inverse(state, damp)
+    if float(state["damp"]) != damp:
+        raise ValueError(f"the OBS state was derived with damp {float(state['damp'])}, not {damp}")
+    return state["finv"].double()
 
 
 def obs_score(w: torch.Tensor, state: State, damp: float = 1e-7) -> torch.Tensor:
-    """ρ = w² / (2 [F⁻¹]_ii) with F the block Fisher (from the accumulated or the prepared state)."""
+    """ρ = w² / (2 [F⁻¹]_ii) with F the block Fisher (from the accumulated or the derived state)."""
     finv_diag = torch.diagonal(_finv(state, damp), dim1=-2, dim2=-1).flatten()[: w.numel()]
     return (w.detach().double().flatten().square() / (2 * finv_diag)).float().view(w.shape)
 
@@ -204,7 +210,7 @@ CRITERIA: dict[str, Criterion] = {
     "snip_momentum": Criterion("snip_momentum", _zeros, snip_momentum_accumulate, accumulated_score),
     "fisher": Criterion("fisher", fisher_init, fisher_accumulate, fisher_score, reset_after_update=True),
     "obs": Criterion("obs", obs_init, obs_accumulate, obs_score, reset_after_update=True, compensate=obs_compensate,
-                     prepare=obs_prepare),
+                     derive=obs_derive),
 }
 
 

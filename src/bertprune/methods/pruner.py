@@ -106,9 +106,9 @@ class Pruner(PruningMethod):
         if self.criterion.needs_grad and self.seen == 0:  # nothing accumulated yet (a jump at step 0)
             scores = {n: magnitude_score(w) for n, w in weights.items()}
         else:
-            if self.criterion.prepare:  # one matrix at a time, so the accumulated state is freed as it goes
+            if self.criterion.derive is not None:  # one matrix at a time: each accumulated state is freed as it goes
                 for n in self.stats:
-                    self.stats[n] = self.criterion.prepare(self.stats[n])
+                    self.stats[n] = self.criterion.derive(self.stats[n])
             scores = {n: self.criterion.score(w, self.stats[n]) for n, w in weights.items()}
         compensate = self.criterion.compensate if self.seen > 0 else None
         before = {n: m.clone() for n, m in self.masks.masks.items()} if compensate else {}
