@@ -42,6 +42,7 @@ import records  # noqa: E402
 
 BENCHMARK = "universal"
 ZEROSHOT = "stsb_zeroshot"
+CURVE = "budget_curve"
 TRANSFER_RECIPE = "sparse-kd"
 
 
@@ -131,6 +132,44 @@ def ensure_universal(args, seed: int) -> tuple[Path, dict]:
                     f"blocks of {cfg.data.block_size} tokens, batch {cfg.train.batch_size}; precision {cfg.train.mixed_precision}"}
     records.append(BENCHMARK, rec)
     return out, rec
+
+
+def budget_curve(run_dir: Path, tokens_per_step: int) -> list[dict]:
+    """The evaluations of a pre-training run (its ``metrics.jsonl``: one per ``train.eval_every`` steps), each
+    with the tokens seen and the sparsity of the last log line at or before it: the token-budget curve."""
+    sparsity, points = 0.0, {}
+    for line in (run_dir / "metrics.jsonl").read_text().splitlines():
+        r = json.loads(line)
+        if "eval" not in r:
+            sparsity = r.get("sparsity", sparsity)
+        elif "stsb_zeroshot_spearman" in r["eval"]["dev"]:
+            d = r["eval"]["dev"]
+            points[r["step"]] = {  # a resumed run logs a step again: the last one counts
+                "step": r["step"], "tokens": r["step"] * tokens_per_step, "sparsity": round(sparsity, 4),
+                "stsb_zeroshot": round(100 * d["stsb_zeroshot_spearman"], 2), "embedding_cosine": d["embedding_cosine"],
+                "cls_pairwise_cosine": d["stsb_cls_pairwise_cosine"], "hidden_mse": d["hidden_mse"]}
+    return [points[k] for k in sorted(points)]
+
+
+def run_curve(args, seed: int) -> dict:
+    """The token-budget curve of a universal model as its own record (task ``budget_curve``), read from the
+    run folder's evaluations; the model is trained first if it is not there."""
+    from bertprune.config import PretrainConfig, load_config
+
+    out, uni = ensure_universal(args, seed)
+    cfg = load_config(None, pretrain_overrides(args, seed, out), schema=PretrainConfig)
+    cmd = pretrain_cmd(args, seed)
+    cmd[1] = "curve"
+    curve = budget_curve(out, cfg.train.batch_size * cfg.data.block_size)
+    rec = {**base_record(CURVE, seed, cmd, args),
+           **{k: uni[k] for k in ("method", "target_sparsity", "achieved_sparsity", "nonzero_encoder_params", "train_examples",
+                                  "epochs", "train_seconds", "sec_per_step", "steps", "tokens", "recipe", "criterion",
+                                  "granularity", "universal")},
+           "metrics": {"points": curve}, "main_metric": curve[-1]["stsb_zeroshot"] if curve else uni["main_metric"],
+           "notes": f"the evaluations of the run's metrics.jsonl (every train.eval_every steps; zero-shot STS-B on the "
+                    f"full dev set, the other columns on {cfg.data.eval_blocks} held-out blocks)"}
+    records.append(BENCHMARK, rec)
+    return rec
 
 
 def transfer_folder(task: str, kind: str, seed: int, transfer_set: list[str]) -> str:
@@ -248,6 +287,17 @@ def table() -> str:
                          f"| {name} | {method} | " + " | ".join(cells) + f" | - | - | {kept:.3f} |")
         lines += ["", "Dense per task (the best dense row of high_sparsity.jsonl): "
                   + ", ".join(f"{t} {dense[t]:.2f}" for t in tasks if t in dense) + "."]
+    curves = [r for k, r in sorted(latest.items(), key=lambda kv: str(kv[0])) if k[2] == CURVE]
+    if curves:
+        lines += ["", "## Token-budget curves: the evaluations during each pre-training run", "",
+                  "| universal model | step | tokens | sparsity | zero-shot STS-B | share of dense | embedding cosine to dense | "
+                  "[CLS] pairwise cosine | hidden MSE |", "|---|---|---|---|---|---|---|---|---|"]
+        for r in curves:
+            for pt in r["metrics"]["points"]:
+                share = f"{100 * pt['stsb_zeroshot'] / ref:.1f}%" if ref else "-"
+                lines.append(f"| {r['universal']} | {pt['step']} | {pt['tokens']:,} | {pt['sparsity']:.2f} | "
+                             f"{pt['stsb_zeroshot']:.2f} | {share} | {pt['embedding_cosine']:.3f} | "
+                             f"{pt['cls_pairwise_cosine']:.3f} | {pt['hidden_mse']:.4f} |")
     lines += ["", "Machines: " + "; ".join(sorted({r["machine"] for r in recs})),
               "Reproduce a row: the `command` field of its record in `universal.jsonl`."]
     return "\n".join(lines) + "\n"
@@ -255,7 +305,8 @@ def table() -> str:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--stage", choices=["dense", "pretrain", "transfer"])
+    p.add_argument("--stage", choices=["dense", "pretrain", "curve", "transfer"],
+                   help="curve: the token-budget curve of a universal model (its evaluations) as a record")
     p.add_argument("--glue-dir", help="GLUE folder in the official TSV layout (e.g. ../shared/data/glue)")
     p.add_argument("--text-dir", help="plain text for the pre-training stage (e.g. ../shared/data/text)")
     p.add_argument("--model", default="all-MiniLM-L6-v2")
@@ -290,6 +341,9 @@ def main() -> None:
             if args.stage == "pretrain":
                 _, rec = ensure_universal(args, seed)
                 print(json.dumps({k: rec[k] for k in ("universal", "main_metric", "train_seconds")}), flush=True)
+            elif args.stage == "curve":
+                rec = run_curve(args, seed)
+                print(json.dumps({"universal": rec["universal"], "points": len(rec["metrics"]["points"])}), flush=True)
             else:
                 for task in args.tasks:
                     rec = run_transfer(args, task, seed, high_sparsity.ensure_teacher(teachers, task, seed))

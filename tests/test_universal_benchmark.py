@@ -34,7 +34,12 @@ def test_driver_pretrains_transfers_and_writes_records(tiny_glue, tmp_path):
     run("--stage", "dense")
     run("--stage", "transfer")  # trains the universal model first, then the task
     run("--stage", "transfer", "--free")
+    run("--stage", "curve")  # the universal model's evaluations (steps 3 and 6) as their own record
     recs = [json.loads(x) for x in (tmp_path / "results" / "universal.jsonl").read_text().splitlines()]
+    curve = recs.pop()
+    assert curve["task"] == "budget_curve" and curve["universal"] == recs[1]["universal"]
+    assert [(p["step"], p["tokens"]) for p in curve["metrics"]["points"]] == [(3, 3 * 8 * 32), (6, 6 * 8 * 32)]
+    assert curve["main_metric"] == recs[1]["main_metric"]  # the last evaluation is the final model's
     assert [(r["task"], r["method"]) for r in recs] == [
         ("stsb_zeroshot", "dense"), ("stsb_zeroshot", "pretrain-distill-gradual"), ("sst2", "universal-fixed"),
         ("sst2", "universal-free")]
@@ -53,6 +58,7 @@ def test_driver_pretrains_transfers_and_writes_records(tiny_glue, tmp_path):
     label = "train.epochs=1 train.mixed_precision=no data.max_length=32"
     assert fixed["transfer_set"] == label
     assert "| dense | 0.00 |" in md and f"| fixed, {label} |" in md and f"| free, {label} |" in md
+    assert "## Token-budget curves" in md and f"| {curve['universal']} | 6 | 1,536 | 0.50 |" in md
     assert len(list((tmp_path / "runs").glob("*/sst2-fixed-??????-s42"))) == 1
     fixed_row = next(line for line in md.splitlines() if f"| fixed, {label} |" in line)
     assert fixed_row.endswith("| - | - | 1.000 |")  # one task of five: no average, no share of dense
@@ -66,4 +72,19 @@ def test_a_plain_transfer_keeps_its_folder_and_label_and_overrides_get_their_own
     assert a != b and a.startswith("stsb-fixed-") and a.endswith("-s42")
     assert universal.transfer_label({"method": "universal-fixed"}) == "fixed"
     assert universal.transfer_label({"method": "universal-free", "transfer_set": "train.lr=3e-4"}) == "free, train.lr=3e-4"
+
+
+def test_budget_curve_reads_the_evaluations_with_the_sparsity_then_reached(tmp_path):
+    import universal
+
+    dev = {"stsb_zeroshot_spearman": 0.5, "embedding_cosine": 0.9, "stsb_cls_pairwise_cosine": 0.6, "hidden_mse": 0.1}
+    lines = [{"step": 10, "loss": 1.0, "sparsity": 0.3}, {"step": 10, "eval": {"step": 10, "dev": dev}},
+             {"step": 20, "loss": 1.0, "sparsity": 0.6},
+             {"step": 20, "eval": {"step": 20, "dev": {**dev, "stsb_zeroshot_spearman": 0.4}}},
+             {"step": 20, "eval": {"step": 20, "dev": {**dev, "stsb_zeroshot_spearman": 0.45}}},  # resumed: logged again
+             {"step": 30, "eval": {"step": 30, "dev": {"hidden_mse": 0.1}}}]  # no zero-shot (no GLUE folder): not a point
+    (tmp_path / "metrics.jsonl").write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+    curve = universal.budget_curve(tmp_path, tokens_per_step=100)
+    assert [(p["step"], p["tokens"], p["sparsity"], p["stsb_zeroshot"]) for p in curve] == [(10, 1000, 0.3, 50.0),
+                                                                                             (20, 2000, 0.6, 45.0)]
 
