@@ -46,9 +46,14 @@ CURVE = "budget_curve"
 TRANSFER_RECIPE = "sparse-kd"
 
 
+def overrides_hash(words: list[str]) -> str:
+    """Six hex digits naming a list of overrides in folder names."""
+    return hashlib.sha256(" ".join(words).encode()).hexdigest()[:6]
+
+
 def universal_name(args, seed: int) -> str:
     """The folder (and row name) of one universal model: method, criterion, sparsity, pattern, steps, seed, overrides."""
-    extra = hashlib.sha256(" ".join(sorted(args.set)).encode()).hexdigest()[:6] if args.set else "base"
+    extra = overrides_hash(sorted(args.set)) if args.set else "base"
     model = Path(args.model).name
     return f"{model}-{args.method}-{args.criterion}-{args.sparsity}-{args.granularity}-{args.steps}st-{extra}-s{seed}"
 
@@ -137,14 +142,15 @@ def ensure_universal(args, seed: int) -> tuple[Path, dict]:
 def budget_curve(run_dir: Path, tokens_per_step: int) -> list[dict]:
     """The evaluations of a pre-training run (its ``metrics.jsonl``: one per ``train.eval_every`` steps), each
     with the tokens seen and the sparsity of the last log line at or before it: the token-budget curve."""
+    from bertprune.runlog import MetricsLog
+
     sparsity, points = 0.0, {}
-    for line in (run_dir / "metrics.jsonl").read_text().splitlines():
-        r = json.loads(line)
+    for r in MetricsLog(run_dir / "metrics.jsonl").read():  # a line a crash tore is skipped
         if "eval" not in r:
             sparsity = r.get("sparsity", sparsity)
         elif "stsb_zeroshot_spearman" in r["eval"]["dev"]:
             d = r["eval"]["dev"]
-            points[r["step"]] = {  # a resumed run logs a step again: the last one counts
+            points[r["step"]] = {  # a step logged twice: the last one counts
                 "step": r["step"], "tokens": r["step"] * tokens_per_step, "sparsity": round(sparsity, 4),
                 "stsb_zeroshot": round(100 * d["stsb_zeroshot_spearman"], 2), "embedding_cosine": d["embedding_cosine"],
                 "cls_pairwise_cosine": d["stsb_cls_pairwise_cosine"], "hidden_mse": d["hidden_mse"]}
@@ -176,7 +182,7 @@ def transfer_folder(task: str, kind: str, seed: int, transfer_set: list[str]) ->
     """A transfer's folder under its universal model: a transfer with its own overrides gets its own (else
     ``--resume`` would find the plain run's); hashed in the order given, as the record's label and command
     keep them (a repeated key: the last one wins, so the order matters)."""
-    extra = "-" + hashlib.sha256(" ".join(transfer_set).encode()).hexdigest()[:6] if transfer_set else ""
+    extra = "-" + overrides_hash(transfer_set) if transfer_set else ""
     return f"{task}-{kind}{extra}-s{seed}"
 
 
