@@ -139,6 +139,13 @@ def ensure_universal(args, seed: int) -> tuple[Path, dict]:
     return out, rec
 
 
+def last_token_cosine(dev: dict) -> float | None:
+    """The cosine of the last layer's token states (the ones the sentence embedding pools) to the dense
+    model's; None for a run older than the metric."""
+    layers = sorted(int(k.removeprefix("token_cosine_layer")) for k in dev if k.startswith("token_cosine_layer"))
+    return dev[f"token_cosine_layer{layers[-1]}"] if layers else None
+
+
 def budget_curve(run_dir: Path, tokens_per_step: int) -> list[dict]:
     """The evaluations of a pre-training run (its ``metrics.jsonl``: one per ``train.eval_every`` steps), each
     with the tokens seen and the sparsity of the last log line at or before it: the token-budget curve."""
@@ -153,7 +160,8 @@ def budget_curve(run_dir: Path, tokens_per_step: int) -> list[dict]:
             points[r["step"]] = {  # a step logged twice: the last one counts
                 "step": r["step"], "tokens": r["step"] * tokens_per_step, "sparsity": round(sparsity, 4),
                 "stsb_zeroshot": round(100 * d["stsb_zeroshot_spearman"], 2), "embedding_cosine": d["embedding_cosine"],
-                "cls_pairwise_cosine": d["stsb_cls_pairwise_cosine"], "hidden_mse": d["hidden_mse"]}
+                "cls_pairwise_cosine": d["stsb_cls_pairwise_cosine"], "hidden_mse": d["hidden_mse"],
+                "token_cosine_last": last_token_cosine(d)}
     return [points[k] for k in sorted(points)]
 
 
@@ -297,13 +305,14 @@ def table() -> str:
     if curves:
         lines += ["", "## Token-budget curves: the evaluations during each pre-training run", "",
                   "| universal model | step | tokens | sparsity | zero-shot STS-B | share of dense | embedding cosine to dense | "
-                  "[CLS] pairwise cosine | hidden MSE |", "|---|---|---|---|---|---|---|---|---|"]
+                  "[CLS] pairwise cosine | hidden MSE | last layer token cosine to dense |", "|---|---|---|---|---|---|---|---|---|---|"]
         for r in curves:
             for pt in r["metrics"]["points"]:
                 share = f"{100 * pt['stsb_zeroshot'] / ref:.1f}%" if ref else "-"
                 lines.append(f"| {r['universal']} | {pt['step']} | {pt['tokens']:,} | {pt['sparsity']:.2f} | "
                              f"{pt['stsb_zeroshot']:.2f} | {share} | {pt['embedding_cosine']:.3f} | "
-                             f"{pt['cls_pairwise_cosine']:.3f} | {pt['hidden_mse']:.4f} |")
+                             f"{pt['cls_pairwise_cosine']:.3f} | {pt['hidden_mse']:.4f} | "
+                             + (f"{pt['token_cosine_last']:.3f} |" if pt.get("token_cosine_last") is not None else "- |"))
     lines += ["", "Machines: " + "; ".join(sorted({r["machine"] for r in recs})),
               "Reproduce a row: the `command` field of its record in `universal.jsonl`."]
     return "\n".join(lines) + "\n"

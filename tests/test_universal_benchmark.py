@@ -81,10 +81,12 @@ def test_budget_curve_reads_the_evaluations_with_the_sparsity_then_reached(tmp_p
     lines = [{"step": 10, "loss": 1.0, "sparsity": 0.3}, {"step": 10, "eval": {"step": 10, "dev": dev}},
              {"step": 20, "loss": 1.0, "sparsity": 0.6},
              {"step": 20, "eval": {"step": 20, "dev": {**dev, "stsb_zeroshot_spearman": 0.4}}},
-             {"step": 20, "eval": {"step": 20, "dev": {**dev, "stsb_zeroshot_spearman": 0.45}}},  # resumed: logged again
+             {"step": 20, "eval": {"step": 20, "dev": {**dev, "stsb_zeroshot_spearman": 0.45, "token_cosine_layer0": 0.9,
+                                                        "token_cosine_layer10": 0.4, "token_cosine_layer2": 0.7}}},  # resumed: logged again
              {"step": 30, "eval": {"step": 30, "dev": {"hidden_mse": 0.1}}}]  # no zero-shot (no GLUE folder): not a point
     (tmp_path / "metrics.jsonl").write_text("\n".join(json.dumps(x) for x in lines) + "\n")
     curve = universal.budget_curve(tmp_path, tokens_per_step=100)
     assert [(p["step"], p["tokens"], p["sparsity"], p["stsb_zeroshot"]) for p in curve] == [(10, 1000, 0.3, 50.0),
                                                                                              (20, 2000, 0.6, 45.0)]
+    assert [p["token_cosine_last"] for p in curve] == [None, 0.4]  # layer 10 is the last (numeric order), older runs: none
 

@@ -13,7 +13,7 @@ from bertprune.cli import run
 from bertprune.crashtest import crash_and_resume, fingerprint, run_cli
 from bertprune.sentence import mean_pairwise_cosine, stsb_zeroshot, zeroshot_scores
 from bertprune.masks import Masks
-from bertprune.methods.distill import (attention_kl_loss, embedding_loss, hidden_state_loss, relation_loss,
+from bertprune.methods.distill import (attention_kl_loss, embedding_loss, hidden_state_loss, relation_loss, token_cosines,
                                        sentence_embeddings)
 
 
@@ -71,6 +71,19 @@ def test_hidden_and_embedding_terms_zero_at_equality_and_blind_to_padding():
         for x in padded:
             x[1, 3:] = 50.0  # the padded positions of row 2
         assert float(loss(padded, t)) == pytest.approx(base, rel=1e-6)
+
+
+def test_token_cosines_by_hand_per_layer_over_real_tokens():
+    mask = torch.tensor([[1, 1, 0]])
+    student = [torch.tensor([[[1.0, 0.0], [1.0, 1.0], [5.0, 5.0]]]),   # layer 0: cos 1 and 1/√2 (the pad ignored)
+               torch.tensor([[[0.0, 3.0], [-1.0, 0.0], [1.0, 0.0]]])]  # layer 1: cos 0 and -1
+    teacher = [torch.tensor([[[2.0, 0.0], [0.0, 1.0], [-5.0, -5.0]]]),
+               torch.tensor([[[1.0, 0.0], [4.0, 0.0], [1.0, 0.0]]])]
+    sums, tokens = token_cosines(student, teacher, mask)
+    assert tokens == 2
+    assert sums.tolist() == pytest.approx([1 + 1 / math.sqrt(2), -1.0], rel=1e-6)
+    same, n = token_cosines(student, student, None)  # no mask: every position counts
+    assert n == 3 and same.tolist() == pytest.approx([3.0, 3.0], rel=1e-6)
 
 
 def test_embedding_term_by_hand():
@@ -143,6 +156,8 @@ def test_distill_objective_prunes_a_bare_encoder_and_the_mask_transfers_fixed(pr
     dev = results["final"]["dev"]
     assert results["achieved_sparsity"] == pytest.approx(0.8, abs=1e-3)
     assert 0 < dev["embedding_cosine"] <= 1 and dev["hidden_mse"] > 0
+    layers = [dev[f"token_cosine_layer{i}"] for i in range(3)]  # the tiny encoder: embeddings + 2 layers
+    assert "token_cosine_layer3" not in dev and all(-1 <= c <= 1 for c in layers) and layers[-1] < 1 - 1e-4
     assert 0 < dev["cls_pairwise_cosine_teacher"] <= 1 and "mlm_accuracy" not in dev
     assert -1 <= dev["stsb_zeroshot_spearman"] <= 1  # every evaluation: zero-shot STS-B of the tiny GLUE folder
     logged = [json.loads(x) for x in (tmp_path / "pre" / "metrics.jsonl").read_text().splitlines()]

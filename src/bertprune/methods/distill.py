@@ -155,6 +155,19 @@ def hidden_state_loss(student: list[torch.Tensor], teacher: list[torch.Tensor], 
     return total / max(1, len(student))
 
 
+def token_cosines(student: list[torch.Tensor], teacher: list[torch.Tensor], attention_mask: torch.Tensor | None = None
+                  ) -> tuple[torch.Tensor, int]:
+    """(sum over real tokens of cos(student token state, teacher token state) per layer pair [layers], number
+    of real tokens): how faithful each layer's token states are, where the MSE mixes direction and scale.
+    A metric, not a loss: the sums add across batches and processes, the caller divides."""
+    sums = []
+    for s, t in zip(student, teacher):
+        cos = F.cosine_similarity(s.float(), t.float(), dim=-1)  # [batch, T]
+        sums.append((cos * attention_mask.float()).sum() if attention_mask is not None else cos.sum())
+    tokens = int(attention_mask.sum()) if attention_mask is not None else student[0].shape[0] * student[0].shape[1]
+    return torch.stack(sums), tokens
+
+
 def prediction_loss(student_out, teacher_out, temperature: float, regression: bool) -> torch.Tensor:
     t2 = temperature**2
     if getattr(student_out, "start_logits", None) is not None:  # extractive QA

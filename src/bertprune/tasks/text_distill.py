@@ -15,6 +15,8 @@ The teacher is the starting model itself unless ``distill.teacher`` names anothe
 Held-out metrics (on the held-out blocks of the text): each distillation term without its weight
 (``hidden_mse``, ``attn_kl`` is left to training logs), ``embedding_cosine`` — the mean cosine of the
 student's and the teacher's mean-pooled embeddings, the headline — ``cls_cosine`` likewise for [CLS],
+``token_cosine_layer{i}`` the mean cosine of the student's and the teacher's token states after layer i
+(0 = embeddings; over real tokens: what the hidden MSE mixes with scale, layer by layer),
 and ``cls_pairwise_cosine`` of the student and of the teacher (the collapse check); masked-LM metrics
 too when the masked-LM term is on; with ``data.glue_dir``, zero-shot STS-B dev (``stsb_zeroshot_spearman``)
 and the pairwise cosine of its first sentences' [CLS] states.
@@ -29,7 +31,7 @@ import torch
 from ..config import ModelConfig
 from ..sentence import last_hidden_state, mean_pairwise_cosine, stsb_zeroshot
 from ..errors import BertpruneError
-from ..methods.distill import hidden_state_loss, sentence_embeddings
+from ..methods.distill import hidden_state_loss, sentence_embeddings, token_cosines
 from ..models import load_model, load_tokenizer, sequence_length
 from .base import Built, Task
 from .mlm import MlmTask, text_blocks
@@ -101,6 +103,7 @@ class TextDistillTask(Task):
         for name, loader in loaders.items():
             sums = torch.zeros(3, dtype=torch.float64)  # hidden MSE, embedding cosine, [CLS] cosine (× rows)
             rows, student_cls, teacher_cls = 0, [], []
+            layer_sums, tokens = [], 0  # per batch: Σ token cosine per layer [layers]; Σ real tokens
             for batch in loader:
                 mask = batch.get("attention_mask")
                 inputs = {k: v for k, v in batch.items() if k not in ("labels", "next_sentence_label")}
@@ -116,12 +119,19 @@ class TextDistillTask(Task):
                     float(torch.nn.functional.cosine_similarity(s_cls, t_cls, dim=-1).sum()),
                 ], dtype=torch.float64)
                 rows += n
+                cos, k = token_cosines(list(s.hidden_states), list(t.hidden_states), mask)
+                layer_sums.append(cos.double().cpu())
+                tokens += k
                 student_cls.append(s_cls.cpu())
                 teacher_cls.append(t_cls.cpu())
             sums = accelerator.reduce(sums.to(accelerator.device), reduction="sum").cpu()
             rows = int(accelerator.reduce(torch.tensor(rows, device=accelerator.device), reduction="sum"))
+            layer_cos = accelerator.reduce(torch.stack(layer_sums).sum(0).to(accelerator.device), reduction="sum").cpu()
+            tokens = int(accelerator.reduce(torch.tensor(tokens, device=accelerator.device), reduction="sum"))
             metrics = {"hidden_mse": float(sums[0]) / rows, "embedding_cosine": float(sums[1]) / rows,
                        "cls_cosine": float(sums[2]) / rows,
+                       # layer 0 = the embedding layer's output, the last = the states the sentence embedding pools
+                       **{f"token_cosine_layer{i}": float(c) / tokens for i, c in enumerate(layer_cos)},
                        "blocks": rows}
             if sum(len(x) for x in student_cls) >= 2:  # this process's held-out rows
                 metrics["cls_pairwise_cosine"] = mean_pairwise_cosine(torch.cat(student_cls))
