@@ -15,6 +15,9 @@ A thin driver over bertprune's own commands, in three stages:
   ``benchmarks/high_sparsity.py``, same data and subsample) with ``prune.method=dense prune.mask=...``;
   ``--free`` lets the run prune again from the universal model (Fisher, as downstream) and records which
   share of the universal zeros stayed zeros, by role.
+* ``--stage curve`` / ``--stage fidelity``: records read from or measured on a universal model (trained
+  first if missing): its evaluations against tokens (the token-budget curve), and its token states'
+  cosine to the dense model's, layer by layer, on the run's held-out blocks.
 * ``--table``: ``results/universal.md``: the universal models, then the transfer rows with their
   share of the dense average (dense per task: the best dense row of ``high_sparsity.jsonl``), beside
   pruning downstream at the same sparsity (``high_sparsity.jsonl``).
@@ -43,6 +46,10 @@ import records  # noqa: E402
 BENCHMARK = "universal"
 ZEROSHOT = "stsb_zeroshot"
 CURVE = "budget_curve"
+FIDELITY = "token_fidelity"
+# what a record measured on a universal model (curve, fidelity) carries over from the model's own record
+UNIVERSAL_FIELDS = ("method", "target_sparsity", "achieved_sparsity", "nonzero_encoder_params", "train_examples", "epochs",
+                    "train_seconds", "sec_per_step", "steps", "tokens", "recipe", "criterion", "granularity", "universal")
 TRANSFER_RECIPE = "sparse-kd"
 
 
@@ -176,12 +183,32 @@ def run_curve(args, seed: int) -> dict:
     cmd[1] = "curve"
     curve = budget_curve(out, cfg.train.batch_size * cfg.data.block_size)
     rec = {**base_record(CURVE, seed, cmd, args),
-           **{k: uni[k] for k in ("method", "target_sparsity", "achieved_sparsity", "nonzero_encoder_params", "train_examples",
-                                  "epochs", "train_seconds", "sec_per_step", "steps", "tokens", "recipe", "criterion",
-                                  "granularity", "universal")},
+           **{k: uni[k] for k in UNIVERSAL_FIELDS},
            "metrics": {"points": curve}, "main_metric": curve[-1]["stsb_zeroshot"] if curve else uni["main_metric"],
            "notes": f"the evaluations of the run's metrics.jsonl (every train.eval_every steps; zero-shot STS-B on the "
                     f"full dev set, the other columns on {cfg.data.eval_blocks} held-out blocks)"}
+    records.append(BENCHMARK, rec)
+    return rec
+
+
+def run_fidelity(args, seed: int) -> dict:
+    """How faithful a universal model's token states are, layer by layer (task ``token_fidelity``): its
+    run's held-out evaluation recomputed on its final model (same blocks, so the run's other metrics
+    reproduce), for the per-layer token cosine to the dense model the run may predate."""
+    from bertprune.config import PretrainConfig, load_config
+    from bertprune.pretrain import evaluate_distilled
+
+    out, uni = ensure_universal(args, seed)
+    cfg = load_config(None, pretrain_overrides(args, seed, out) + [f"model.name={out / 'final'}",
+                                                                    f"distill.teacher={args.model}"], schema=PretrainConfig)
+    dev = evaluate_distilled(cfg)["dev"]
+    cmd = pretrain_cmd(args, seed)
+    cmd[1] = "fidelity"
+    rec = {**base_record(FIDELITY, seed, cmd, args),
+           **{k: uni[k] for k in UNIVERSAL_FIELDS},
+           "metrics": dev, "main_metric": round(100 * last_token_cosine(dev), 2),
+           "notes": f"the final model's held-out evaluation ({cfg.data.eval_blocks} blocks of the run), recomputed; "
+                    "main metric: 100 × the last layer's token-state cosine to the dense model"}
     records.append(BENCHMARK, rec)
     return rec
 
@@ -313,6 +340,18 @@ def table() -> str:
                              f"{pt['stsb_zeroshot']:.2f} | {share} | {pt['embedding_cosine']:.3f} | "
                              f"{pt['cls_pairwise_cosine']:.3f} | {pt['hidden_mse']:.4f} | "
                              + (f"{pt['token_cosine_last']:.3f} |" if pt.get("token_cosine_last") is not None else "- |"))
+    fidelity = [r for k, r in sorted(latest.items(), key=lambda kv: str(kv[0])) if k[2] == FIDELITY]
+    if fidelity:
+        n = max(int(k.removeprefix("token_cosine_layer")) for r in fidelity for k in r["metrics"]
+                if k.startswith("token_cosine_layer"))
+        lines += ["", "## Token-state fidelity: cosine of each layer's token states to the dense model's (held-out text)", "",
+                  "| universal model | sparsity | " + " | ".join(["embeddings"] + [f"layer {i}" for i in range(1, n + 1)])
+                  + " | zero-shot STS-B (re-measured) |", "|---|---|" + "---|" * (n + 2)]
+        for r in fidelity:
+            m = r["metrics"]
+            cells = [f"{m[f'token_cosine_layer{i}']:.3f}" if f"token_cosine_layer{i}" in m else "-" for i in range(n + 1)]
+            lines.append(f"| {r['universal']} | {r['target_sparsity']:.2f} | " + " | ".join(cells)
+                         + f" | {100 * m.get('stsb_zeroshot_spearman', float('nan')):.2f} |")
     lines += ["", "Machines: " + "; ".join(sorted({r["machine"] for r in recs})),
               "Reproduce a row: the `command` field of its record in `universal.jsonl`."]
     return "\n".join(lines) + "\n"
@@ -320,8 +359,9 @@ def table() -> str:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--stage", choices=["dense", "pretrain", "curve", "transfer"],
-                   help="curve: the token-budget curve of a universal model (its evaluations) as a record")
+    p.add_argument("--stage", choices=["dense", "pretrain", "curve", "fidelity", "transfer"],
+                   help="curve: the token-budget curve of a universal model (its evaluations) as a record; "
+                        "fidelity: its token states' cosine to the dense model, layer by layer")
     p.add_argument("--glue-dir", help="GLUE folder in the official TSV layout (e.g. ../shared/data/glue)")
     p.add_argument("--text-dir", help="plain text for the pre-training stage (e.g. ../shared/data/text)")
     p.add_argument("--model", default="all-MiniLM-L6-v2")
@@ -359,6 +399,9 @@ def main() -> None:
             elif args.stage == "curve":
                 rec = run_curve(args, seed)
                 print(json.dumps({"universal": rec["universal"], "points": len(rec["metrics"]["points"])}), flush=True)
+            elif args.stage == "fidelity":
+                rec = run_fidelity(args, seed)
+                print(json.dumps({"universal": rec["universal"], "last_layer_token_cosine": rec["main_metric"]}), flush=True)
             else:
                 for task in args.tasks:
                     rec = run_transfer(args, task, seed, high_sparsity.ensure_teacher(teachers, task, seed))

@@ -35,8 +35,14 @@ def test_driver_pretrains_transfers_and_writes_records(tiny_glue, tmp_path):
     run("--stage", "transfer")  # trains the universal model first, then the task
     run("--stage", "transfer", "--free")
     run("--stage", "curve")  # the universal model's evaluations (steps 3 and 6) as their own record
+    run("--stage", "fidelity")  # the final model's held-out evaluation, recomputed with the per-layer token cosines
     recs = [json.loads(x) for x in (tmp_path / "results" / "universal.jsonl").read_text().splitlines()]
-    curve = recs.pop()
+    fidelity, curve = recs.pop(), recs.pop()
+    assert fidelity["task"] == "token_fidelity" and fidelity["universal"] == recs[1]["universal"]
+    for k in ("embedding_cosine", "hidden_mse", "stsb_zeroshot_spearman"):  # the same blocks and model: the run's numbers
+        assert fidelity["metrics"][k] == pytest.approx(recs[1]["metrics"][k], rel=1e-4, abs=1e-6)
+    layers = [fidelity["metrics"][f"token_cosine_layer{i}"] for i in range(3)]  # the tiny encoder: 2 layers
+    assert fidelity["main_metric"] == pytest.approx(100 * layers[-1], abs=0.01) and layers[-1] < 1
     assert curve["task"] == "budget_curve" and curve["universal"] == recs[1]["universal"]
     assert [(p["step"], p["tokens"]) for p in curve["metrics"]["points"]] == [(3, 3 * 8 * 32), (6, 6 * 8 * 32)]
     assert curve["main_metric"] == recs[1]["main_metric"]  # the last evaluation is the final model's
@@ -57,6 +63,7 @@ def test_driver_pretrains_transfers_and_writes_records(tiny_glue, tmp_path):
     # the transfer rows carry their own overrides, and so do their folders (a plain one: the last test)
     label = "train.epochs=1 train.mixed_precision=no data.max_length=32"
     assert fixed["transfer_set"] == label
+    assert "## Token-state fidelity" in md and "| embeddings | layer 1 | layer 2 |" in md
     assert "| dense | 0.00 |" in md and f"| fixed, {label} |" in md and f"| free, {label} |" in md
     assert "## Token-budget curves" in md and f"| {curve['universal']} | 6 | 1,536 | 0.50 |" in md
     assert len(list((tmp_path / "runs").glob("*/sst2-fixed-??????-s42"))) == 1

@@ -250,3 +250,13 @@ def test_masks_align_through_one_prefix_in_one_direction():
     assert back.names() == ["encoder.a.weight"]
     mixed = Masks({"classifier.dense.weight": keep, "bert.x.weight": keep})  # two different heads: left as it is
     assert sorted(mixed.aligned({"dense.weight": keep, "x.weight": keep}).names()) == ["bert.x.weight", "classifier.dense.weight"]
+
+
+def test_evaluate_distilled_refuses_a_run_it_cannot_evaluate():
+    from bertprune.config import PretrainConfig, load_config
+    from bertprune.errors import BertpruneError
+    from bertprune.pretrain import evaluate_distilled
+
+    for overrides in (["objective=mlm", "distill.teacher=t"], ["objective=distill"]):  # no teacher: nothing to compare with
+        with pytest.raises(BertpruneError, match="distill.teacher"):
+            evaluate_distilled(load_config(None, overrides, schema=PretrainConfig))

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from .errors import BertpruneError
 from .methods import build_method
 from .methods.distill import Distillation
 from .tasks.mlm import MlmTask
 from .tasks.text_distill import TextDistillTask
-from .train import train
+from .train import evaluate, make_accelerator, make_eval_loaders, train
 
 
 def pretrain(cfg, resume: bool = False, overwrite: bool = False, quiet: bool = False) -> dict[str, Any]:
@@ -25,3 +26,17 @@ def pretrain(cfg, resume: bool = False, overwrite: bool = False, quiet: bool = F
         method = Distillation(build_method(cfg.prune, cfg.targets), task.load_teacher, cfg.distill)
         return train(cfg, task, resume=resume, overwrite=overwrite, quiet=quiet, method=method)
     return train(cfg, MlmTask(cfg), resume=resume, overwrite=overwrite, quiet=quiet)
+
+
+def evaluate_distilled(cfg) -> dict[str, Any]:
+    """The held-out evaluation of an ``objective=distill`` student, without training: ``cfg`` is its run's
+    config with ``model.name`` set to the student (e.g. ``<output_dir>/final``) and ``distill.teacher`` to
+    the dense model. Same blocks as the run's own evaluations, so a metric added after the run can be
+    measured on its model (and the others reproduce the run's final ones)."""
+    if cfg.objective != "distill" or not cfg.distill.teacher:
+        raise BertpruneError("evaluate_distilled needs objective=distill and distill.teacher (the dense model)")
+    accelerator = make_accelerator(cfg)
+    task = TextDistillTask(cfg)
+    built = task.build(accelerator)
+    model = accelerator.prepare(built.model)
+    return evaluate(task, model, make_eval_loaders(cfg, built, accelerator), accelerator)

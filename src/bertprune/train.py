@@ -222,6 +222,11 @@ def make_lr_scheduler(optimizer, train_cfg, total_steps: int, method: PruningMet
         optimizer, lambda s: lr_factor(kind, s, total_steps, warmup, restarts=restarts, min_ratio=ratio))
 
 
+def make_eval_loaders(cfg, built, accelerator) -> dict[str, DataLoader]:
+    return {k: accelerator.prepare_data_loader(DataLoader(v, batch_size=cfg.train.eval_batch_size, collate_fn=built.collate))
+            for k, v in built.eval_sets.items()}
+
+
 def evaluate(task: Task, model, loaders, accelerator) -> dict[str, Any]:
     was_training = model.training
     model.eval()
@@ -312,10 +317,7 @@ def train(cfg, task: Task, resume: bool = False, overwrite: bool = False, quiet:
     method = method or build_method(cfg.prune, cfg.targets)
     method.prepare(model, total_steps, steps_per_epoch)  # errors (e.g. no prunable matrices) surface before training
     lengths = example_lengths(train_set) if cfg.train.group_by_length else None
-    eval_loaders = {
-        k: accelerator.prepare_data_loader(DataLoader(v, batch_size=cfg.train.eval_batch_size, collate_fn=built.collate))
-        for k, v in built.eval_sets.items()
-    }
+    eval_loaders = make_eval_loaders(cfg, built, accelerator)
     last = ckpt.latest_checkpoint(out / CHECKPOINTS) if action == "resume" else None
     log = MetricsLog(out / "metrics.jsonl", enabled=main)
     if main:
