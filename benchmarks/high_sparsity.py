@@ -147,7 +147,7 @@ def run_unit(args, task: str, seed: int) -> dict:
     import yaml
 
     from bertprune.config import DistillRunConfig, RunConfig, load_config, to_yaml
-    from bertprune.recipes import recipe_file
+    from bertprune.recipes import DENSE_TWIN, recipe_file
     from bertprune.train import distill, finetune
 
     teacher = ensure_teacher(args, task, seed if args.teacher_seed is None else args.teacher_seed)
@@ -155,8 +155,7 @@ def run_unit(args, task: str, seed: int) -> dict:
     is_distill = "distill" in (yaml.safe_load(recipe.read_text()) or {})  # a recipe with a distill section
     overrides = task_overrides(task, args, seed)
     if args.sparsity == 0:
-        overrides += ["prune.method=dense", "prune.sparsity=0", "prune.schedule.initial_sparsity=0",
-                      "prune.criterion=magnitude", "prune.granularity=unstructured"]
+        overrides += list(DENSE_TWIN)
     else:
         overrides += [f"prune.sparsity={args.sparsity}"]
     if is_distill:

@@ -12,6 +12,10 @@ from pathlib import Path
 from ..errors import BertpruneError
 
 FOLDER = Path(__file__).parent
+#: overrides that turn a pruning recipe into its dense twin: the same training (KD, schedule of the
+#: learning rate, epochs) with nothing pruned, the like-for-like reference of a pruned run
+DENSE_TWIN = ("prune.method=dense", "prune.sparsity=0", "prune.schedule.initial_sparsity=0", "prune.criterion=magnitude",
+              "prune.granularity=unstructured")
 
 
 def names() -> list[str]:
