@@ -146,11 +146,11 @@ def ensure_universal(args, seed: int) -> tuple[Path, dict]:
     return out, rec
 
 
-def last_token_cosine(dev: dict) -> float | None:
-    """The cosine of the last layer's token states (the ones the sentence embedding pools) to the dense
-    model's; None for a run older than the metric."""
+def token_cosine_layers(dev: dict) -> list[float]:
+    """The token-state cosine to the dense model after each layer (0 = embeddings, the last = the states the
+    sentence embedding pools), from an evaluation's metrics; empty for a run older than the metric."""
     layers = sorted(int(k.removeprefix("token_cosine_layer")) for k in dev if k.startswith("token_cosine_layer"))
-    return dev[f"token_cosine_layer{layers[-1]}"] if layers else None
+    return [dev[f"token_cosine_layer{i}"] for i in layers]
 
 
 def budget_curve(run_dir: Path, tokens_per_step: int) -> list[dict]:
@@ -168,7 +168,7 @@ def budget_curve(run_dir: Path, tokens_per_step: int) -> list[dict]:
                 "step": r["step"], "tokens": r["step"] * tokens_per_step, "sparsity": round(sparsity, 4),
                 "stsb_zeroshot": round(100 * d["stsb_zeroshot_spearman"], 2), "embedding_cosine": d["embedding_cosine"],
                 "cls_pairwise_cosine": d["stsb_cls_pairwise_cosine"], "hidden_mse": d["hidden_mse"],
-                "token_cosine_last": last_token_cosine(d)}
+                "last_layer_token_cosine": (token_cosine_layers(d) or [None])[-1]}
     return [points[k] for k in sorted(points)]
 
 
@@ -197,16 +197,18 @@ def run_fidelity(args, seed: int) -> dict:
     reproduce), for the per-layer token cosine to the dense model the run may predate."""
     from bertprune.config import PretrainConfig, load_config
     from bertprune.pretrain import evaluate_distilled
+    from bertprune.rundir import CONFIG_FILE
 
     out, uni = ensure_universal(args, seed)
-    cfg = load_config(None, pretrain_overrides(args, seed, out) + [f"model.name={out / 'final'}",
-                                                                    f"distill.teacher={args.model}"], schema=PretrainConfig)
+    run = load_config(out / CONFIG_FILE, [], schema=PretrainConfig)  # the run's own config: its blocks, its teacher
+    cfg = load_config(out / CONFIG_FILE, [f"model.name={out / 'final'}",
+                                          f"distill.teacher={run.distill.teacher or run.model.name}"], schema=PretrainConfig)
     dev = evaluate_distilled(cfg)["dev"]
     cmd = pretrain_cmd(args, seed)
     cmd[1] = "fidelity"
     rec = {**base_record(FIDELITY, seed, cmd, args),
            **{k: uni[k] for k in UNIVERSAL_FIELDS},
-           "metrics": dev, "main_metric": round(100 * last_token_cosine(dev), 2),
+           "metrics": dev, "main_metric": round(100 * token_cosine_layers(dev)[-1], 2),
            "notes": f"the final model's held-out evaluation ({cfg.data.eval_blocks} blocks of the run), recomputed; "
                     "main metric: 100 × the last layer's token-state cosine to the dense model"}
     records.append(BENCHMARK, rec)
@@ -225,7 +227,7 @@ def run_transfer(args, task: str, seed: int, teacher: Path) -> dict:
     """One task fine-tuned from the universal model (mask fixed, or free with ``--free``) by the KD recipe,
     distilling ``teacher`` (the task's dense teacher of the high-sparsity benchmark)."""
     from bertprune.config import DistillRunConfig, load_config
-    from bertprune.recipes import recipe_file
+    from bertprune.recipes import DENSE_TWIN, recipe_file
     from bertprune.report import sparsity_report
     from bertprune.train import distill
 
@@ -234,8 +236,7 @@ def run_transfer(args, task: str, seed: int, teacher: Path) -> dict:
     overrides = high_sparsity.task_overrides(task, args, seed) + [
         f"model.name={universal / 'final'}", f"distill.teacher={teacher}", "distill.init_from_teacher=false"]
     overrides += ([f"prune.sparsity={args.sparsity}", f"prune.granularity={args.granularity}"] if args.free else
-                  ["prune.method=dense", "prune.sparsity=0", "prune.criterion=magnitude", f"prune.mask={mask}",
-                   "prune.schedule.initial_sparsity=0"])
+                  [*DENSE_TWIN, f"prune.mask={mask}"])
     overrides += args.transfer_set
     cfg = load_config(recipe_file(TRANSFER_RECIPE), overrides, schema=DistillRunConfig)
     kind = "free" if args.free else "fixed"
@@ -339,19 +340,19 @@ def table() -> str:
                 lines.append(f"| {r['universal']} | {pt['step']} | {pt['tokens']:,} | {pt['sparsity']:.2f} | "
                              f"{pt['stsb_zeroshot']:.2f} | {share} | {pt['embedding_cosine']:.3f} | "
                              f"{pt['cls_pairwise_cosine']:.3f} | {pt['hidden_mse']:.4f} | "
-                             + (f"{pt['token_cosine_last']:.3f} |" if pt.get("token_cosine_last") is not None else "- |"))
+                             + (f"{pt['last_layer_token_cosine']:.3f} |" if pt.get("last_layer_token_cosine") is not None else "- |"))
     fidelity = [r for k, r in sorted(latest.items(), key=lambda kv: str(kv[0])) if k[2] == FIDELITY]
     if fidelity:
-        n = max(int(k.removeprefix("token_cosine_layer")) for r in fidelity for k in r["metrics"]
-                if k.startswith("token_cosine_layer"))
+        n = max(len(token_cosine_layers(r["metrics"])) for r in fidelity) - 1  # layers after the embeddings
         lines += ["", "## Token-state fidelity: cosine of each layer's token states to the dense model's (held-out text)", "",
                   "| universal model | sparsity | " + " | ".join(["embeddings"] + [f"layer {i}" for i in range(1, n + 1)])
                   + " | zero-shot STS-B (re-measured) |", "|---|---|" + "---|" * (n + 2)]
         for r in fidelity:
             m = r["metrics"]
-            cells = [f"{m[f'token_cosine_layer{i}']:.3f}" if f"token_cosine_layer{i}" in m else "-" for i in range(n + 1)]
-            lines.append(f"| {r['universal']} | {r['target_sparsity']:.2f} | " + " | ".join(cells)
-                         + f" | {100 * m.get('stsb_zeroshot_spearman', float('nan')):.2f} |")
+            layers = token_cosine_layers(m)
+            cells = [f"{c:.3f}" for c in layers] + ["-"] * (n + 1 - len(layers))
+            zero = f"{100 * m['stsb_zeroshot_spearman']:.2f}" if "stsb_zeroshot_spearman" in m else "-"
+            lines.append(f"| {r['universal']} | {r['target_sparsity']:.2f} | " + " | ".join(cells) + f" | {zero} |")
     lines += ["", "Machines: " + "; ".join(sorted({r["machine"] for r in recs})),
               "Reproduce a row: the `command` field of its record in `universal.jsonl`."]
     return "\n".join(lines) + "\n"

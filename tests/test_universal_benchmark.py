@@ -39,9 +39,9 @@ def test_driver_pretrains_transfers_and_writes_records(tiny_glue, tmp_path):
     recs = [json.loads(x) for x in (tmp_path / "results" / "universal.jsonl").read_text().splitlines()]
     fidelity, curve = recs.pop(), recs.pop()
     assert fidelity["task"] == "token_fidelity" and fidelity["universal"] == recs[1]["universal"]
-    for k in ("embedding_cosine", "hidden_mse", "stsb_zeroshot_spearman"):  # the same blocks and model: the run's numbers
-        assert fidelity["metrics"][k] == pytest.approx(recs[1]["metrics"][k], rel=1e-4, abs=1e-6)
     layers = [fidelity["metrics"][f"token_cosine_layer{i}"] for i in range(3)]  # the tiny encoder: 2 layers
+    for k in ("embedding_cosine", "hidden_mse", "stsb_zeroshot_spearman", *(f"token_cosine_layer{i}" for i in range(3))):
+        assert fidelity["metrics"][k] == pytest.approx(recs[1]["metrics"][k], rel=1e-4, abs=1e-6)  # the run's own numbers
     assert fidelity["main_metric"] == pytest.approx(100 * layers[-1], abs=0.01) and layers[-1] < 1
     assert curve["task"] == "budget_curve" and curve["universal"] == recs[1]["universal"]
     assert [(p["step"], p["tokens"]) for p in curve["metrics"]["points"]] == [(3, 3 * 8 * 32), (6, 6 * 8 * 32)]
@@ -95,5 +95,5 @@ def test_budget_curve_reads_the_evaluations_with_the_sparsity_then_reached(tmp_p
     curve = universal.budget_curve(tmp_path, tokens_per_step=100)
     assert [(p["step"], p["tokens"], p["sparsity"], p["stsb_zeroshot"]) for p in curve] == [(10, 1000, 0.3, 50.0),
                                                                                              (20, 2000, 0.6, 45.0)]
-    assert [p["token_cosine_last"] for p in curve] == [None, 0.4]  # layer 10 is the last (numeric order), older runs: none
+    assert [p["last_layer_token_cosine"] for p in curve] == [None, 0.4]  # layer 10 is the last (numeric order), older runs: none
 

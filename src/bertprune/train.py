@@ -223,6 +223,7 @@ def make_lr_scheduler(optimizer, train_cfg, total_steps: int, method: PruningMet
 
 
 def make_eval_loaders(cfg, built, accelerator) -> dict[str, DataLoader]:
+    """One loader per evaluation set of the task (e.g. ``dev``), in order, sharded across processes."""
     return {k: accelerator.prepare_data_loader(DataLoader(v, batch_size=cfg.train.eval_batch_size, collate_fn=built.collate))
             for k, v in built.eval_sets.items()}
 

@@ -161,7 +161,7 @@ def token_cosines(student: list[torch.Tensor], teacher: list[torch.Tensor], atte
     of real tokens): how faithful each layer's token states are, where the MSE mixes direction and scale.
     A metric, not a loss: the sums add across batches and processes, the caller divides."""
     sums = []
-    for s, t in zip(student, teacher):
+    for s, t in zip(student, teacher, strict=True):  # layer i with layer i: same depth, or the caller maps them
         cos = F.cosine_similarity(s.float(), t.float(), dim=-1)  # [batch, T]
         sums.append((cos * attention_mask.float()).sum() if attention_mask is not None else cos.sum())
     tokens = int(attention_mask.sum()) if attention_mask is not None else student[0].shape[0] * student[0].shape[1]

@@ -31,7 +31,7 @@ import torch
 from ..config import ModelConfig
 from ..sentence import last_hidden_state, mean_pairwise_cosine, stsb_zeroshot
 from ..errors import BertpruneError
-from ..methods.distill import hidden_state_loss, sentence_embeddings, token_cosines
+from ..methods.distill import hidden_state_loss, layer_map, sentence_embeddings, token_cosines
 from ..models import load_model, load_tokenizer, sequence_length
 from .base import Built, Task
 from .mlm import MlmTask, text_blocks
@@ -103,30 +103,33 @@ class TextDistillTask(Task):
         for name, loader in loaders.items():
             sums = torch.zeros(3, dtype=torch.float64)  # hidden MSE, embedding cosine, [CLS] cosine (× rows)
             rows, student_cls, teacher_cls = 0, [], []
-            layer_sums, tokens = [], 0  # per batch: Σ token cosine per layer [layers]; Σ real tokens
+            # student layer i against the teacher layer distillation pairs it with (the same one at equal depth)
+            pairs = [0] + layer_map(accelerator.unwrap_model(model).config.num_hidden_layers, teacher.config.num_hidden_layers)
+            layer_cos, tokens = torch.zeros(len(pairs), dtype=torch.float64), 0  # Σ token cosine per student layer; Σ tokens
             for batch in loader:
                 mask = batch.get("attention_mask")
                 inputs = {k: v for k, v in batch.items() if k not in ("labels", "next_sentence_label")}
                 # a masked-LM student keeps its labels: it then projects only the masked positions to the vocabulary
                 s = model(**(batch if self.mlm is not None else inputs), output_hidden_states=True)
                 t = teacher(**inputs, output_hidden_states=True)
+                t_states = [t.hidden_states[j] for j in pairs]
                 n = len(batch["input_ids"])
                 s_cls, s_mean = sentence_embeddings(last_hidden_state(s), mask)
                 t_cls, t_mean = sentence_embeddings(last_hidden_state(t), mask)
                 sums += torch.tensor([
-                    float(hidden_state_loss(list(s.hidden_states), list(t.hidden_states), None, mask)) * n,
+                    float(hidden_state_loss(list(s.hidden_states), t_states, None, mask)) * n,
                     float(torch.nn.functional.cosine_similarity(s_mean, t_mean, dim=-1).sum()),
                     float(torch.nn.functional.cosine_similarity(s_cls, t_cls, dim=-1).sum()),
                 ], dtype=torch.float64)
                 rows += n
-                cos, k = token_cosines(list(s.hidden_states), list(t.hidden_states), mask)
-                layer_sums.append(cos.double().cpu())
+                cos, k = token_cosines(list(s.hidden_states), t_states, mask)
+                layer_cos += cos.double().cpu()
                 tokens += k
                 student_cls.append(s_cls.cpu())
                 teacher_cls.append(t_cls.cpu())
             sums = accelerator.reduce(sums.to(accelerator.device), reduction="sum").cpu()
             rows = int(accelerator.reduce(torch.tensor(rows, device=accelerator.device), reduction="sum"))
-            layer_cos = accelerator.reduce(torch.stack(layer_sums).sum(0).to(accelerator.device), reduction="sum").cpu()
+            layer_cos = accelerator.reduce(layer_cos.to(accelerator.device), reduction="sum").cpu()
             tokens = int(accelerator.reduce(torch.tensor(tokens, device=accelerator.device), reduction="sum"))
             metrics = {"hidden_mse": float(sums[0]) / rows, "embedding_cosine": float(sums[1]) / rows,
                        "cls_cosine": float(sums[2]) / rows,
