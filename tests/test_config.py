@@ -69,3 +69,16 @@ def test_shipped_recipes_load(name, schema):
     overrides = ["distill.teacher=runs/teacher-mrpc/final"] if name.startswith("distill") else []  # the teacher is the user's
     cfg = load_config(path, overrides, schema=getattr(config, schema))
     assert cfg.prune.sparsity == 0.9 and cfg.prune.method in ("gmp", "rpp")
+
+
+@pytest.mark.parametrize("name,schema,extra", [("sparse-kd", "DistillRunConfig", ["distill.teacher=runs/teacher"]),
+                                               ("teacher", "RunConfig", ["prune.sparsity=0"])])
+def test_packaged_recipes_fit_squad_as_well_as_glue(name, schema, extra):
+    """No sequence length pinned: GLUE gets its 128 tokens and SQuAD its 384-token windows (a pinned 128
+    would refuse SQuAD's stride of 128)."""
+    import bertprune.config as config
+    from bertprune.recipes import recipe_file
+
+    for task in ("squad", "mrpc"):
+        cfg = load_config(recipe_file(name), [f"data.task={task}", *extra], schema=getattr(config, schema))
+        assert cfg.data.max_length is None  # the task's own default
