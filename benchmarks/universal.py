@@ -325,8 +325,8 @@ def table() -> str:
             share = f"{100 * avg / statistics.mean(dense[t] for t in tasks):.1f}%" if complete else "-"
             kept = statistics.mean(x["universal_zeros_kept"] for rs in by_task.values() for x in rs)
             lines.append(f"| {name} | {method} | " + " | ".join(cells)
-                         + f" | {avg:.2f} | {share} | {kept:.3f} |" if avg is not None else
-                         f"| {name} | {method} | " + " | ".join(cells) + f" | - | - | {kept:.3f} |")
+                         + f" | {avg:.2f} | {share} | {kept:.4f} |" if avg is not None else
+                         f"| {name} | {method} | " + " | ".join(cells) + f" | - | - | {kept:.4f} |")
         lines += ["", "Dense per task (the best dense row of high_sparsity.jsonl): "
                   + ", ".join(f"{t} {dense[t]:.2f}" for t in tasks if t in dense) + "."]
     curves = [r for k, r in sorted(latest.items(), key=lambda kv: str(kv[0])) if k[2] == CURVE]
