@@ -68,7 +68,7 @@ def test_driver_pretrains_transfers_and_writes_records(tiny_glue, tmp_path):
     assert "## Token-budget curves" in md and f"| {curve['universal']} | 6 | 1,536 | 0.50 |" in md
     assert len(list((tmp_path / "runs").glob("*/sst2-fixed-??????-s42"))) == 1
     fixed_row = next(line for line in md.splitlines() if f"| fixed, {label} |" in line)
-    assert fixed_row.endswith("| - | - | 1.000 |")  # one task of five: no average, no share of dense
+    assert fixed_row.endswith("| - | - | 1.0000 |")  # one task of five: no average, no share of dense
 
 
 def test_a_plain_transfer_keeps_its_folder_and_label_and_overrides_get_their_own():
