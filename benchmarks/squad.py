@@ -55,7 +55,7 @@ def run_config(args, method, sparsity):
     from bertprune.config import DistillRunConfig, RunConfig, load_config
     from bertprune.recipes import DENSE_TWIN, recipe_file
 
-    base = {k: RECIPE[k] for k in SPARSE_KD_KEYS} | SPARSE_KD_SQUAD if method == "sparse-kd" else dict(RECIPE)
+    base = ({k: RECIPE[k] for k in SPARSE_KD_KEYS} | SPARSE_KD_SQUAD) if method == "sparse-kd" else dict(RECIPE)
     o = [f"{k}={v}" for k, v in (base | (SMOKE if args.smoke else {})).items()] + [
         "data.task=squad", f"data.squad_dir={args.squad_dir}", f"data.squad_train_file={TRAIN_FILE}",
         f"data.squad_dev_file={DEV_FILE}", f"model.name={MODEL}", f"train.seed={args.seed}",

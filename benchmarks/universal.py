@@ -106,8 +106,9 @@ def run_dense(args) -> dict:
     return rec
 
 
-def pretrain_cmd(args, seed: int) -> list[str]:
-    return ["--stage", "pretrain", "--method", args.method, "--criterion", args.criterion, "--sparsity", str(args.sparsity),
+def pretrain_cmd(args, seed: int, stage: str = "pretrain") -> list[str]:
+    """The driver's arguments for one universal model's ``stage`` (pretrain, or a record measured on it)."""
+    return ["--stage", stage, "--method", args.method, "--criterion", args.criterion, "--sparsity", str(args.sparsity),
             "--granularity", args.granularity, "--steps", str(args.steps), "--seeds", str(seed)] + \
         (["--set", *args.set] if args.set else [])
 
@@ -179,8 +180,7 @@ def run_curve(args, seed: int) -> dict:
 
     out, uni = ensure_universal(args, seed)
     cfg = load_config(None, pretrain_overrides(args, seed, out), schema=PretrainConfig)
-    cmd = pretrain_cmd(args, seed)
-    cmd[1] = "curve"
+    cmd = pretrain_cmd(args, seed, "curve")
     curve = budget_curve(out, cfg.train.batch_size * cfg.data.block_size)
     rec = {**base_record(CURVE, seed, cmd, args),
            **{k: uni[k] for k in UNIVERSAL_FIELDS},
@@ -204,8 +204,7 @@ def run_fidelity(args, seed: int) -> dict:
     cfg = load_config(out / CONFIG_FILE, [f"model.name={out / 'final'}",
                                           f"distill.teacher={run.distill.teacher or run.model.name}"], schema=PretrainConfig)
     dev = evaluate_distilled(cfg)["dev"]
-    cmd = pretrain_cmd(args, seed)
-    cmd[1] = "fidelity"
+    cmd = pretrain_cmd(args, seed, "fidelity")
     rec = {**base_record(FIDELITY, seed, cmd, args),
            **{k: uni[k] for k in UNIVERSAL_FIELDS},
            "metrics": dev, "main_metric": round(100 * token_cosine_layers(dev)[-1], 2),
@@ -329,7 +328,10 @@ def table() -> str:
                          f"| {name} | {method} | " + " | ".join(cells) + f" | - | - | {kept:.4f} |")
         lines += ["", "Dense per task (the best dense row of high_sparsity.jsonl): "
                   + ", ".join(f"{t} {dense[t]:.2f}" for t in tasks if t in dense) + "."]
-    curves = [r for k, r in sorted(latest.items(), key=lambda kv: str(kv[0])) if k[2] == CURVE]
+    def of_task(task: str) -> list[dict]:  # the latest record of each universal model for a task, in name order
+        return [r for k, r in sorted(latest.items(), key=lambda kv: str(kv[0])) if k[2] == task]
+
+    curves = of_task(CURVE)
     if curves:
         lines += ["", "## Token-budget curves: the evaluations during each pre-training run", "",
                   "| universal model | step | tokens | sparsity | zero-shot STS-B | share of dense | embedding cosine to dense | "
@@ -341,7 +343,7 @@ def table() -> str:
                              f"{pt['stsb_zeroshot']:.2f} | {share} | {pt['embedding_cosine']:.3f} | "
                              f"{pt['cls_pairwise_cosine']:.3f} | {pt['hidden_mse']:.4f} | "
                              + (f"{pt['last_layer_token_cosine']:.3f} |" if pt.get("last_layer_token_cosine") is not None else "- |"))
-    fidelity = [r for k, r in sorted(latest.items(), key=lambda kv: str(kv[0])) if k[2] == FIDELITY]
+    fidelity = of_task(FIDELITY)
     if fidelity:
         n = max(len(token_cosine_layers(r["metrics"])) for r in fidelity) - 1  # layers after the embeddings
         lines += ["", "## Token-state fidelity: cosine of each layer's token states to the dense model's (held-out text)", "",
