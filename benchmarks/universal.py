@@ -321,11 +321,10 @@ def table() -> str:
             # an average only over all five tasks: a partial row's average would compare unlike sets
             complete = set(means) == set(high_sparsity.TASKS) and all(t in dense for t in tasks)
             avg = statistics.mean(means.values()) if complete else None
+            avg_cell = f"{avg:.2f}" if complete else "-"
             share = f"{100 * avg / statistics.mean(dense[t] for t in tasks):.1f}%" if complete else "-"
             kept = statistics.mean(x["universal_zeros_kept"] for rs in by_task.values() for x in rs)
-            lines.append(f"| {name} | {method} | " + " | ".join(cells)
-                         + f" | {avg:.2f} | {share} | {kept:.4f} |" if avg is not None else
-                         f"| {name} | {method} | " + " | ".join(cells) + f" | - | - | {kept:.4f} |")
+            lines.append(f"| {name} | {method} | " + " | ".join(cells) + f" | {avg_cell} | {share} | {kept:.4f} |")
         lines += ["", "Dense per task (the best dense row of high_sparsity.jsonl): "
                   + ", ".join(f"{t} {dense[t]:.2f}" for t in tasks if t in dense) + "."]
     def of_task(task: str) -> list[dict]:  # the latest record of each universal model for a task, in name order
