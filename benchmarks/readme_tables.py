@@ -1,6 +1,7 @@
 """Print the README's summary tables from the committed records (so the README never drifts from them).
 
-    python benchmarks/readme_tables.py
+    python benchmarks/readme_tables.py                 # print them
+    python benchmarks/readme_tables.py --write-readme  # replace the tables after the README's markers
 """
 
 from __future__ import annotations
@@ -159,7 +160,26 @@ def inference() -> str:
     return "\n".join(lines)
 
 
+def write_readme(readme: Path = Path(__file__).resolve().parents[1] / "README.md") -> None:
+    """Replace the Markdown table that follows each `<!-- python benchmarks/readme_tables.py (NAME) -->`
+    marker of the README with NAME()'s output; text around the tables is left alone."""
+    lines, out, i = readme.read_text().splitlines(), [], 0
+    while i < len(lines):
+        out.append(lines[i])
+        marker = lines[i].strip()
+        i += 1
+        if marker.startswith("<!--") and "benchmarks/readme_tables.py (" in marker:
+            name = marker.split("benchmarks/readme_tables.py (", 1)[1].split(")", 1)[0]
+            out.extend(globals()[name]().splitlines())
+            while i < len(lines) and lines[i].startswith("|"):  # drop the old table
+                i += 1
+    readme.write_text("\n".join(out) + "\n")
+
+
 if __name__ == "__main__":
+    if sys.argv[1:] == ["--write-readme"]:
+        write_readme()
+        sys.exit()
     for name, fn in (("summary", summary), ("high_sparsity", high_sparsity), ("glue", glue), ("rpp", rpp), ("distill", distill), ("squad", squad),
                      ("inference", inference)):
         print(f"<!-- {name} -->\n{fn()}\n")

@@ -97,3 +97,13 @@ def test_readme_table_averages_only_complete_rows(recs):
     assert rows["**average of 2 tasks, NIP mask fixed**"] == ["-"]
     assert rows["average of 2 tasks, dense: original / after the MLM stage"] == ["70.00 / 68.00"]
     assert rows["mrpc, dense: original / after the MLM stage"] == ["80.00 / 78.00"]
+
+
+def test_write_readme_replaces_only_the_tables_after_markers(tmp_path, monkeypatch):
+    monkeypatch.setattr(readme_tables, "squad", lambda: "| new |\n|---|\n| 1 |")
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- python benchmarks/readme_tables.py (squad) -->\n| old |\n|---|\n| 0 |\n| 9 |\n\nafter\n"
+                      "| a table without a marker |\n")
+    readme_tables.write_readme(readme)
+    assert readme.read_text() == ("intro\n<!-- python benchmarks/readme_tables.py (squad) -->\n| new |\n|---|\n| 1 |\n\nafter\n"
+                                  "| a table without a marker |\n")
