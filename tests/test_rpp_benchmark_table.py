@@ -100,10 +100,22 @@ def test_readme_table_averages_only_complete_rows(recs):
 
 
 def test_write_readme_replaces_only_the_tables_after_markers(tmp_path, monkeypatch):
-    monkeypatch.setattr(readme_tables, "squad", lambda: "| new |\n|---|\n| 1 |")
+    monkeypatch.setitem(readme_tables.TABLES, "squad", lambda: "| new |\n|---|\n| 1 |")
     readme = tmp_path / "README.md"
     readme.write_text("intro\n<!-- python benchmarks/readme_tables.py (squad) -->\n| old |\n|---|\n| 0 |\n| 9 |\n\nafter\n"
                       "| a table without a marker |\n")
     readme_tables.write_readme(readme)
     assert readme.read_text() == ("intro\n<!-- python benchmarks/readme_tables.py (squad) -->\n| new |\n|---|\n| 1 |\n\nafter\n"
                                   "| a table without a marker |\n")
+
+
+def test_summary_keeps_the_row_of_several_seeds_over_a_luckier_one_seed_variant(monkeypatch):
+    def rec(task, metric, sparsity, tag, seed):
+        return {"task": task, "main_metric": metric, "target_sparsity": sparsity, "recipe": "sparse-kd", "tag": tag,
+                "seed": seed, "granularity": "unstructured", "criterion": "fisher" if sparsity else "none"}
+    store = [rec(t, 100.0, 0.0, "", 42) for t in readme_tables.GLUE_TASKS]
+    store += [rec(t, 90.0, 0.9, "recipe", s) for t in readme_tables.GLUE_TASKS for s in (42, 43, 44)]
+    store += [rec(t, 95.0, 0.9, "sweep", 42) for t in readme_tables.GLUE_TASKS]  # one seed, a higher minimum share
+    monkeypatch.setattr(records, "read", lambda benchmark: list(store) if benchmark == "high_sparsity" else [])
+    row = next(line for line in readme_tables.summary().splitlines() if line.startswith("| 90% |"))
+    assert "| sparse-kd / recipe |" in row and "mean of task shares 90.0%" in row
