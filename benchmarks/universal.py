@@ -18,6 +18,10 @@ A thin driver over bertprune's own commands, in three stages:
 * ``--stage curve`` / ``--stage fidelity``: records read from or measured on a universal model (trained
   first if missing): its evaluations against tokens (the token-budget curve), and its token states'
   cosine to the dense model's, layer by layer, on the run's held-out blocks.
+* ``--stage probe`` / ``--stage dense-probe``: a ridge probe on the *frozen* features of STS-B pairs encoded
+  together (``bertprune.sentence.stsb_pair_probe``: [CLS], pooler, mean-pooled; train → dev Spearman) of a
+  universal model or of the dense model (task ``stsb_pair_probe``): what an encoder computes across the two
+  segments of a pair, which zero-shot STS-B (each sentence alone) does not see.
 * ``--table``: ``results/universal.md``: the universal models, then the transfer rows with their
   share of the dense average (dense per task: the best dense row of ``high_sparsity.jsonl``), beside
   pruning downstream at the same sparsity (``high_sparsity.jsonl``).
@@ -47,6 +51,7 @@ BENCHMARK = "universal"
 ZEROSHOT = "stsb_zeroshot"
 CURVE = "budget_curve"
 FIDELITY = "token_fidelity"
+PROBE = "stsb_pair_probe"
 # what a record measured on a universal model (curve, fidelity) carries over from the model's own record
 UNIVERSAL_FIELDS = ("method", "target_sparsity", "achieved_sparsity", "nonzero_encoder_params", "train_examples", "epochs",
                     "train_seconds", "sec_per_step", "steps", "tokens", "recipe", "criterion", "granularity", "universal")
@@ -214,6 +219,46 @@ def run_fidelity(args, seed: int) -> dict:
     return rec
 
 
+def run_probe(args, seed: int) -> dict:
+    """The pair probe (task ``stsb_pair_probe``) of the universal model of these settings (trained first if
+    missing) or, at ``--stage dense-probe``, of the dense model."""
+    from transformers import AutoModel
+
+    from bertprune.config import ModelConfig
+    from bertprune.models import load_model, load_tokenizer
+    from bertprune.sentence import stsb_pair_probe
+
+    dense = args.stage == "dense-probe"
+    if dense:
+        cmd = ["--stage", "dense-probe", "--glue-dir", args.glue_dir, "--model", args.model]
+        from bertprune.models import resolve_model_path
+        from bertprune.report import sparsity_report
+
+        counted = sparsity_report(resolve_model_path(args.model))
+        fields = {"method": "dense", "target_sparsity": 0.0, "achieved_sparsity": counted["sparsity"]["encoder_linear"],
+                  "nonzero_encoder_params": counted["params"]["encoder_linear_nonzero"], "train_examples": 0,
+                  "epochs": 0.0, "train_seconds": 0.0, "sec_per_step": 0.0, "recipe": "dense", "criterion": "none",
+                  "granularity": "unstructured", "universal": "dense"}
+        model_dir = args.model
+    else:
+        out, uni = ensure_universal(args, seed)
+        cmd = pretrain_cmd(args, seed, "probe")
+        fields = {k: uni[k] for k in UNIVERSAL_FIELDS}
+        model_dir = str(out / "final")
+    command = records.command_line("benchmarks/universal.py", cmd)
+    done = [r for r in records.read(BENCHMARK) if r["command"] == command and r["git_commit"] == args.commit]
+    if args.resume and done:
+        return done[-1]
+    mc = ModelConfig(name=model_dir)
+    scores = stsb_pair_probe(load_model(mc, AutoModel), load_tokenizer(mc), args.glue_dir)
+    rec = {**base_record(PROBE, 0 if dense else seed, cmd, args), **fields, "metrics": scores,
+           "main_metric": round(100 * scores["cls_spearman"], 2),
+           "notes": "frozen encoder; STS-B pairs encoded together; ridge (alpha by leave-one-out CV) fitted on the full "
+                    "train set, Spearman x 100 on the full dev set; main metric: the [CLS] features"}
+    records.append(BENCHMARK, rec)
+    return rec
+
+
 def transfer_folder(task: str, kind: str, seed: int, transfer_set: list[str]) -> str:
     """A transfer's folder under its universal model: a transfer with its own overrides gets its own (else
     ``--resume`` would find the plain run's); hashed in the order given, as the record's label and command
@@ -354,6 +399,16 @@ def table() -> str:
             cells = [f"{c:.3f}" for c in layers] + ["-"] * (n + 1 - len(layers))
             zero = f"{100 * m['stsb_zeroshot_spearman']:.2f}" if "stsb_zeroshot_spearman" in m else "-"
             lines.append(f"| {r['universal']} | {r['target_sparsity']:.2f} | " + " | ".join(cells) + f" | {zero} |")
+    probes = of_task(PROBE)
+    if probes:
+        dense_probe = [r for r in probes if r["universal"] == "dense"]
+        lines += ["", "## Pair probe: ridge on frozen features of STS-B pairs encoded together (train → dev Spearman × 100)", "",
+                  "| model | sparsity | [CLS] | pooler | mean-pooled | [CLS] share of dense |", "|---|---|---|---|---|---|"]
+        for r in sorted(probes, key=lambda r: (r["target_sparsity"], r["universal"])):
+            m = r["metrics"]
+            cells = [f"{100 * m[k]:.2f}" if k in m else "-" for k in ("cls_spearman", "pooler_spearman", "mean_spearman")]
+            share = f"{100 * r['main_metric'] / dense_probe[-1]['main_metric']:.1f}%" if dense_probe else "-"
+            lines.append(f"| {r['universal']} | {r['target_sparsity']:.2f} | " + " | ".join(cells) + f" | {share} |")
     lines += ["", "Machines: " + "; ".join(sorted({r["machine"] for r in recs})),
               "Reproduce a row: the `command` field of its record in `universal.jsonl`."]
     return "\n".join(lines) + "\n"
@@ -361,9 +416,10 @@ def table() -> str:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--stage", choices=["dense", "pretrain", "curve", "fidelity", "transfer"],
+    p.add_argument("--stage", choices=["dense", "pretrain", "curve", "fidelity", "probe", "dense-probe", "transfer"],
                    help="curve: the token-budget curve of a universal model (its evaluations) as a record; "
-                        "fidelity: its token states' cosine to the dense model, layer by layer")
+                        "fidelity: its token states' cosine to the dense model, layer by layer; probe / dense-probe: "
+                        "a ridge probe on the frozen features of STS-B pairs encoded together")
     p.add_argument("--glue-dir", help="GLUE folder in the official TSV layout (e.g. ../shared/data/glue)")
     p.add_argument("--text-dir", help="plain text for the pre-training stage (e.g. ../shared/data/text)")
     p.add_argument("--model", default="all-MiniLM-L6-v2")
@@ -384,7 +440,7 @@ def main() -> None:
     p.add_argument("--table", action="store_true", help="only rebuild the Markdown table")
     args = p.parse_args()
     if args.stage:
-        if not args.glue_dir or (args.stage != "dense" and not args.text_dir):
+        if not args.glue_dir or (args.stage not in ("dense", "dense-probe") and not args.text_dir):
             p.error("--glue-dir (and, to pre-train, --text-dir) are required to run")
         from bertprune.cli import _quiet_libraries
 
@@ -395,7 +451,13 @@ def main() -> None:
             if args.stage == "dense":
                 print(json.dumps(run_dense(args)["metrics"]), flush=True)
                 break
-            if args.stage == "pretrain":
+            if args.stage == "dense-probe":
+                print(json.dumps(run_probe(args, 0)["metrics"]), flush=True)
+                break
+            if args.stage == "probe":
+                rec = run_probe(args, seed)
+                print(json.dumps({"universal": rec["universal"], **rec["metrics"]}), flush=True)
+            elif args.stage == "pretrain":
                 _, rec = ensure_universal(args, seed)
                 print(json.dumps({k: rec[k] for k in ("universal", "main_metric", "train_seconds")}), flush=True)
             elif args.stage == "curve":

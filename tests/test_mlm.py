@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from bertprune.cli import run
-from bertprune.data.text import nsp_pairs, pack_blocks, read_documents, split_documents
+from bertprune.data.text import mix_pairs, nsp_pairs, pack_blocks, read_documents, segment_pairs, split_documents
 from bertprune.errors import BertpruneError
 from bertprune.tasks.mlm import use_masked_only_forward
 
@@ -60,6 +60,48 @@ def test_nsp_pairs():
             assert same_doc and b[0] == a[-1] + 1
         else:
             assert not same_doc
+
+
+def _split_pair(ids, types):
+    sep = ids.index(2)
+    assert ids[0] == 1 and ids[-1] == 2 and types == [0] * (sep + 1) + [1] * (len(ids) - sep - 1)
+    return ids[1:sep], ids[sep + 1 : -1]
+
+
+def test_segment_pairs_are_two_short_spans_with_segment_ids_half_unrelated():
+    docs = [list(range(1000 * d, 1000 * d + 90)) for d in range(1, 40)]  # 90 tokens a document, ids tell where from
+    pairs = segment_pairs(docs, block_size=32, cls_id=1, sep_id=2, seed=0)
+    assert pairs == segment_pairs(docs, block_size=32, cls_id=1, sep_id=2, seed=0)  # seeded
+    continued = 0
+    seen = []
+    for ids, types in zip(pairs["input_ids"], pairs["token_type_ids"]):
+        a, b = _split_pair(ids, types)
+        assert 1 <= len(a) <= 14 and 1 <= len(b) <= 14 and len(ids) <= 32  # (32 − 3) // 2 = 14 tokens a segment
+        assert all(x + 1 == y for x, y in zip(a, a[1:])) and all(x + 1 == y for x, y in zip(b, b[1:]))  # spans
+        continued += b[0] == a[-1] + 1 or (b[0] % 1000 == 0 and b[0] == a[-1] // 1000 * 1000 + 1000)
+        seen += a
+    assert 0.35 < continued / len(pairs["input_ids"]) < 0.65  # half the B spans follow A, half are random
+    assert len(seen) > 0.4 * 39 * 90  # every second span is an A: about half the text
+    with pytest.raises(BertpruneError, match="too little text"):
+        segment_pairs([[5, 6]], block_size=32, cls_id=1, sep_id=2, seed=0)
+
+
+def test_mix_pairs_replaces_a_share_of_the_blocks():
+    docs = [list(range(1000 * d, 1000 * d + 90)) for d in range(1, 40)]
+    blocks = pack_blocks(docs, 32, 1, 2)
+    mixed = mix_pairs(docs, 32, 1, 2, seed=0, pair_fraction=0.25)
+    assert len(mixed["input_ids"]) == len(blocks)
+    is_pair = [1 in t for t in mixed["token_type_ids"]]
+    assert sum(is_pair) == round(0.25 * len(blocks))
+    for ids, types, pair in zip(mixed["input_ids"], mixed["token_type_ids"], is_pair):
+        if pair:
+            _split_pair(ids, types)
+        else:
+            assert ids in blocks and types == [0] * len(ids)
+    only_blocks = mix_pairs(docs, 32, 1, 2, seed=0, pair_fraction=0.0)
+    assert sorted(only_blocks["input_ids"]) == sorted(blocks)
+    with pytest.raises(BertpruneError, match="pair_fraction"):
+        mix_pairs(docs, 32, 1, 2, seed=0, pair_fraction=1.5)
 
 
 def test_collator_masks_15_percent_80_10_10(tiny_models):

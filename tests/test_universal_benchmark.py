@@ -36,7 +36,15 @@ def test_driver_pretrains_transfers_and_writes_records(tiny_glue, tmp_path):
     run("--stage", "transfer", "--free")
     run("--stage", "curve")  # the universal model's evaluations (steps 3 and 6) as their own record
     run("--stage", "fidelity")  # the final model's held-out evaluation, recomputed with the per-layer token cosines
+    run("--stage", "probe")  # ridge on the universal model's frozen pair features
+    run("--stage", "dense-probe")
     recs = [json.loads(x) for x in (tmp_path / "results" / "universal.jsonl").read_text().splitlines()]
+    dense_probe, probe = recs.pop(), recs.pop()
+    assert probe["task"] == dense_probe["task"] == "stsb_pair_probe"
+    assert probe["universal"] == recs[1]["universal"] and dense_probe["universal"] == "dense"
+    assert set(probe["metrics"]) == {"cls_spearman", "pooler_spearman", "mean_spearman", "train_pairs", "dev_pairs"}
+    assert probe["main_metric"] == pytest.approx(100 * probe["metrics"]["cls_spearman"], abs=0.01)
+    assert probe["metrics"] != dense_probe["metrics"]  # the pruned encoder's features are not the dense one's
     fidelity, curve = recs.pop(), recs.pop()
     assert fidelity["task"] == "token_fidelity" and fidelity["universal"] == recs[1]["universal"]
     layers = [fidelity["metrics"][f"token_cosine_layer{i}"] for i in range(3)]  # the tiny encoder: 2 layers
@@ -63,6 +71,7 @@ def test_driver_pretrains_transfers_and_writes_records(tiny_glue, tmp_path):
     # the transfer rows carry their own overrides, and so do their folders (a plain one: the last test)
     label = "train.epochs=1 train.mixed_precision=no data.max_length=32"
     assert fixed["transfer_set"] == label
+    assert "## Pair probe" in md and f"| {probe['universal']} | 0.50 |" in md and "| dense | 0.00 |" in md
     assert "## Token-state fidelity" in md and "| embeddings | layer 1 | layer 2 |" in md
     assert "| dense | 0.00 |" in md and f"| fixed, {label} |" in md and f"| free, {label} |" in md
     assert "## Token-budget curves" in md and f"| {curve['universal']} | 6 | 1,536 | 0.50 |" in md

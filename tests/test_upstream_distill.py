@@ -138,6 +138,38 @@ def test_stsb_zeroshot_equals_a_hand_computation(tiny_models, tiny_glue):
     assert out["pairs"] == len(dev) and 0 < out["cls_pairwise_cosine"] <= 1
 
 
+def test_pair_features_encode_the_two_sentences_together(tiny_models):
+    from transformers import AutoModel, AutoTokenizer
+
+    from bertprune.sentence import encode_features
+
+    model = AutoModel.from_pretrained(tiny_models["bert"]).eval()
+    tok = AutoTokenizer.from_pretrained(tiny_models["bert"])
+    a, b = ["a cat sat", "the dog ran far away", "rain"], ["a cat sits", "no", "sun today"]
+    feats = encode_features(model, tok, a, b, batch_size=2)
+    assert set(feats) == {"cls", "mean", "pooler"} and all(v.shape == (3, model.config.hidden_size) for v in feats.values())
+    with torch.no_grad():
+        for i in range(3):  # one pair at a time: [CLS] a [SEP] b [SEP] with segment ids, no padding
+            ids = tok(a[i], b[i], return_tensors="pt")
+            assert (ids["token_type_ids"] == 1).any()
+            out = model(**ids)
+            assert torch.allclose(feats["cls"][i], out.last_hidden_state[0, 0], atol=1e-5)
+            assert torch.allclose(feats["mean"][i], out.last_hidden_state[0].mean(0), atol=1e-5)
+            assert torch.allclose(feats["pooler"][i], out.pooler_output[0], atol=1e-5)
+
+
+def test_pair_probe_by_hand():
+    from bertprune.sentence import pair_probe
+
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(200, 4, generator=gen)
+    gold = (x[:, 0] * 2 - x[:, 1]).tolist()  # linear in the features: the probe ranks dev perfectly
+    noise = torch.randn(200, 4, generator=gen)  # unrelated to the gold scores: about 0
+    scores = pair_probe({"signal": x[:150], "noise": noise[:150]}, gold[:150],
+                        {"signal": x[150:], "noise": noise[150:]}, gold[150:])
+    assert scores["signal"] > 0.999 and abs(scores["noise"]) < 0.35
+
+
 def test_mean_pairwise_cosine_needs_two_rows():
     with pytest.raises(ValueError):
         mean_pairwise_cosine(torch.ones(1, 3))
@@ -184,6 +216,36 @@ def test_distill_objective_prunes_a_bare_encoder_and_the_mask_transfers_fixed(pr
     report = sparsity_report(tmp_path / "ft")  # the encoder's mask, under the task model's names
     assert report["universal_mask"]["mask_equal"] is True
     assert report["universal_mask"]["universal_zeros_still_zero"] == 1.0
+
+
+def test_distill_objective_on_segment_pairs_feeds_both_models_the_segment_ids(pretrain_args, tmp_path, monkeypatch):
+    """data.pair_fraction: a share of the examples are [CLS] A [SEP] B [SEP] with segment ids; the student and
+    the teacher both see the token_type_ids (else the teacher's features of segment B would not be distilled)."""
+    from bertprune.methods.distill import Distillation
+
+    seen = []
+    loss = Distillation.loss
+
+    def spy(self, task_loss, outputs, batch):
+        seen.append(batch["token_type_ids"].clone())
+        return loss(self, task_loss, outputs, batch)
+
+    monkeypatch.setattr(Distillation, "loss", spy)
+    assert run(_distill_args(pretrain_args, "pre", "data.pair_fraction=0.5")) == 0
+    results = json.loads((tmp_path / "pre" / "results.json").read_text())
+    assert results["achieved_sparsity"] == pytest.approx(0.8, abs=1e-3)
+    assert seen and any((t == 1).any() for t in seen)  # segment B reached the loss
+    rows = torch.cat([t.any(dim=1) for t in seen])
+    assert 0.2 < rows.float().mean() < 0.8  # about half the rows are pairs
+
+
+def test_pair_fraction_is_refused_where_it_has_no_meaning(pretrain_args, capsys):
+    from conftest import cli_fails
+
+    cli_fails(_distill_args(pretrain_args, "x", "data.pair_fraction=1.5"), capsys, "pair_fraction")
+    cli_fails(pretrain_args("x", "bert", "data.pair_fraction=0.5"), capsys, "pair_fraction")  # objective=mlm
+    cli_fails(_distill_args(pretrain_args, "x", "data.pair_fraction=0.5", "distill.task_weight=0.5"), capsys,
+              "pair_fraction")
 
 
 def test_distill_objective_with_the_masked_lm_term(pretrain_args, tmp_path):

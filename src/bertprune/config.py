@@ -274,6 +274,10 @@ class TextDataConfig:
     mlm_probability: float = 0.15
     #: Add next-sentence prediction (BertForPreTraining; BERT-type models only).
     nsp: bool = False
+    #: ``objective=distill``: share of the examples that are two short spans ``[CLS] A [SEP] B [SEP]`` with
+    #: segment ids (:func:`bertprune.data.text.segment_pairs`) instead of packed blocks: the pair inputs
+    #: GLUE tasks fine-tune on. 0 = packed blocks only.
+    pair_fraction: float = 0.0
     #: A GLUE folder (empty: ``$BERTPRUNE_GLUE_DIR``): with ``objective=distill`` every evaluation also
     #: measures zero-shot STS-B dev (:func:`bertprune.sentence.stsb_zeroshot`, about 20 s for MiniLM-L6 on 2 cores)
     glue_dir: Optional[str] = None
@@ -604,10 +608,18 @@ def validate(cfg) -> None:
                                  "(and no distill.hardness); the masked-LM loss is distill.task_weight")
         if distill.task_weight > 0 and cfg.data.nsp:
             raise BertpruneError("objective=distill with the masked-LM term does not do NSP; set data.nsp=false")
+        if distill.task_weight > 0 and cfg.data.pair_fraction > 0:
+            raise BertpruneError("data.pair_fraction is for the bare-encoder distillation; with the masked-LM term "
+                                 "(distill.task_weight > 0) set data.pair_fraction=0")
         if distill.init_from_teacher:
             raise BertpruneError("distill.init_from_teacher is for fine-tuning; at the pre-training stage set model.name")
         if distill.augment.copies:
             raise BertpruneError("distill.augment edits task examples; the pre-training stage reads plain text: set distill.augment.copies=0")
+    if objective is not None:  # a pre-training config: its data is plain text
+        if not 0.0 <= cfg.data.pair_fraction <= 1.0:
+            raise BertpruneError(f"data.pair_fraction must be within [0, 1], got {cfg.data.pair_fraction}")
+        if objective == "mlm" and cfg.data.pair_fraction > 0:
+            raise BertpruneError("data.pair_fraction is for objective=distill; the masked-LM stage pairs segments with data.nsp=true")
     if distill is not None:
         if not distill.teacher and objective != "distill":
             raise BertpruneError("distillation needs a teacher: --teacher PATH (a dense model fine-tuned on the task)")

@@ -11,6 +11,9 @@ no held-out text leaks into training blocks.
   tokens are cut into windows of ``block_size − 3`` tokens; a window splits at a random point into
   segments A and B; half the time B is replaced by a random span of another document
   (``next_sentence_label`` 1 = random, 0 = the true continuation, as ``BertForPreTraining`` expects).
+* :func:`segment_pairs` (distillation): two short spans in one sequence, ``[CLS] A [SEP] B [SEP]`` with
+  segment ids, the shape a GLUE pair task feeds the encoder; :func:`mix_pairs` puts a share of them among
+  the packed blocks.
 
 Masking (15% of tokens; 80% ``[MASK]``, 10% random, 10% kept) is dynamic, drawn per batch by
 transformers' ``DataCollatorForLanguageModeling``.
@@ -128,3 +131,58 @@ def nsp_pairs(docs_ids: list[list[int]], block_size: int, cls_id: int, sep_id: i
             out["token_type_ids"].append([0] * (len(a) + 2) + [1] * (len(b) + 1))
             out["next_sentence_label"].append(label)
     return out
+
+
+def segment_pairs(docs_ids: list[list[int]], block_size: int, cls_id: int, sep_id: int, seed: int,
+                  min_tokens: int = 4) -> dict[str, list]:
+    """Pairs of text spans encoded together, ``[CLS] A [SEP] B [SEP]`` with ``token_type_ids`` 0 for A and 1 for B.
+
+    The documents are cut, in order, into spans of a seeded random length between ``min_tokens`` and
+    ``(block_size − 3) // 2`` tokens (a document's last span may be shorter); spans 2k and 2k+1 make a pair
+    (B follows A: in the same document, or the next one's start), and half the time B is swapped for a random
+    other span. Distilling on packed single blocks alone never shows the encoder segment B, its segment
+    embedding, or a short two-part input, which is what every pair task fine-tunes on."""
+    rng = random.Random(seed)
+    half = (block_size - 3) // 2
+    if half < 1:
+        raise BertpruneError(f"data.block_size={block_size} leaves no room for two segments; use at least 5")
+    low = max(1, min(min_tokens, half))
+    spans: list[list[int]] = []
+    for ids in docs_ids:
+        start = 0
+        while start < len(ids):
+            n = rng.randint(low, half)
+            spans.append(ids[start : start + n])
+            start += n
+    if len(spans) < 3:
+        raise BertpruneError(f"too little text for segment pairs: {len(spans)} spans (need 3 or more)")
+    out: dict[str, list] = {"input_ids": [], "token_type_ids": []}
+    for i in range(0, len(spans) - 1, 2):
+        a, b = spans[i], spans[i + 1]
+        if rng.random() < 0.5:  # an unrelated B, as a pair task's low-similarity or non-paraphrase pairs
+            j = rng.randrange(len(spans) - 2)
+            b = spans[j if j < i else j + 2]  # any span but A and its own continuation
+        out["input_ids"].append([cls_id] + a + [sep_id] + b + [sep_id])
+        out["token_type_ids"].append([0] * (len(a) + 2) + [1] * (len(b) + 1))
+    return out
+
+
+def mix_pairs(docs_ids: list[list[int]], block_size: int, cls_id: int, sep_id: int, seed: int,
+              pair_fraction: float) -> dict[str, list]:
+    """Packed blocks (:func:`pack_blocks`) with a ``pair_fraction`` share of them replaced by
+    :func:`segment_pairs` (seeded choice of both), as many examples as there are blocks, in a seeded order;
+    every example carries ``token_type_ids`` (zeros for a block). ``pair_fraction`` 0 gives the blocks alone,
+    1 the pairs alone."""
+    if not 0.0 <= pair_fraction <= 1.0:
+        raise BertpruneError(f"data.pair_fraction must be within [0, 1], got {pair_fraction}")
+    rng = random.Random(seed)
+    blocks = pack_blocks(docs_ids, block_size, cls_id, sep_id)
+    n_pairs = round(pair_fraction * len(blocks))
+    pairs = segment_pairs(docs_ids, block_size, cls_id, sep_id, seed) if n_pairs else {"input_ids": [], "token_type_ids": []}
+    n_pairs = min(n_pairs, len(pairs["input_ids"]))
+    chosen_blocks = sorted(rng.sample(range(len(blocks)), len(blocks) - n_pairs))
+    chosen_pairs = sorted(rng.sample(range(len(pairs["input_ids"])), n_pairs))
+    examples = [(blocks[i], [0] * len(blocks[i])) for i in chosen_blocks]
+    examples += [(pairs["input_ids"][i], pairs["token_type_ids"][i]) for i in chosen_pairs]
+    rng.shuffle(examples)
+    return {"input_ids": [e[0] for e in examples], "token_type_ids": [e[1] for e in examples]}

@@ -80,8 +80,11 @@ class TextDistillTask(Task):
         def examples(docs_ids, tok, seed):
             from datasets import Dataset
 
-            from ..data.text import pack_blocks
+            from ..data.text import mix_pairs, pack_blocks
 
+            if cfg.data.pair_fraction > 0:  # a share of two-segment inputs, as pair tasks fine-tune on
+                return Dataset.from_dict(mix_pairs(docs_ids, cfg.data.block_size, tok.cls_token_id, tok.sep_token_id,
+                                                   seed, cfg.data.pair_fraction))
             return Dataset.from_dict({"input_ids": pack_blocks(docs_ids, cfg.data.block_size, tok.cls_token_id,
                                                                tok.sep_token_id)})
 
