@@ -147,7 +147,9 @@ def ensure_universal(args, seed: int) -> tuple[Path, dict]:
            "granularity": args.granularity, "universal": name,
            "notes": f"objective distill (weights {cfg.distill.hidden_weight} hidden, {cfg.distill.attn_weight} attention "
                     f"{cfg.distill.attn_loss}, {cfg.distill.embedding_weight} embedding, {cfg.distill.task_weight} MLM); "
-                    f"blocks of {cfg.data.block_size} tokens, batch {cfg.train.batch_size}; precision {cfg.train.mixed_precision}"}
+                    f"blocks of {cfg.data.block_size} tokens, batch {cfg.train.batch_size}; precision {cfg.train.mixed_precision}"
+                    + (f"; {cfg.data.pair_fraction:.0%} of the training examples segment pairs (tokens count padded "
+                       "positions; held-out metrics on packed blocks)" if cfg.data.pair_fraction else "")}
     records.append(BENCHMARK, rec)
     return out, rec
 
@@ -334,7 +336,7 @@ def transfer_label(r: dict) -> str:
 def table() -> str:
     recs = records.read(BENCHMARK)
     latest = records.latest(recs, key=lambda r: (r.get("universal"), transfer_label(r), r["task"], r["seed"]))
-    dense_zero = [r for k, r in latest.items() if k[0] == "dense"]
+    dense_zero = [r for k, r in latest.items() if k[0] == "dense" and k[2] == ZEROSHOT]
     ref = dense_zero[-1]["main_metric"] if dense_zero else None
     lines = ["# A universal sparse MiniLM: pruned at the pre-training stage by distillation", "",
              "## Universal models (zero-shot STS-B dev: cosine of mean-pooled embeddings, Spearman × 100, no fine-tuning)", "",

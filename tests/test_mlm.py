@@ -76,7 +76,7 @@ def test_segment_pairs_are_two_short_spans_with_segment_ids_half_unrelated():
     seen = []
     for ids, types in zip(pairs["input_ids"], pairs["token_type_ids"]):
         a, b = _split_pair(ids, types)
-        assert 1 <= len(a) <= 14 and 1 <= len(b) <= 14 and len(ids) <= 32  # (32 − 3) // 2 = 14 tokens a segment
+        assert a != b and 1 <= len(a) <= 14 and 1 <= len(b) <= 14 and len(ids) <= 32  # (32 − 3) // 2 = 14 tokens a segment
         assert all(x + 1 == y for x, y in zip(a, a[1:])) and all(x + 1 == y for x, y in zip(b, b[1:]))  # spans
         continued += b[0] == a[-1] + 1 or (b[0] % 1000 == 0 and b[0] == a[-1] // 1000 * 1000 + 1000)
         seen += a
@@ -102,6 +102,8 @@ def test_mix_pairs_replaces_a_share_of_the_blocks():
     assert sorted(only_blocks["input_ids"]) == sorted(blocks)
     with pytest.raises(BertpruneError, match="pair_fraction"):
         mix_pairs(docs, 32, 1, 2, seed=0, pair_fraction=1.5)
+    short = [[5, 6, 7, 8, 9, 10, 11, 12]]  # one block, too little text for three spans: the block stays
+    assert mix_pairs(short, 32, 1, 2, seed=0, pair_fraction=1.0)["input_ids"] == pack_blocks(short, 32, 1, 2)
 
 
 def test_collator_masks_15_percent_80_10_10(tiny_models):

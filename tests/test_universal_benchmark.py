@@ -71,7 +71,11 @@ def test_driver_pretrains_transfers_and_writes_records(tiny_glue, tmp_path):
     # the transfer rows carry their own overrides, and so do their folders (a plain one: the last test)
     label = "train.epochs=1 train.mixed_precision=no data.max_length=32"
     assert fixed["transfer_set"] == label
-    assert "## Pair probe" in md and f"| {probe['universal']} | 0.50 |" in md and "| dense | 0.00 |" in md
+    probe_rows = md.split("## Pair probe")[1].split("\n\n")[1].splitlines()[2:]  # the rows under the header
+    assert probe_rows[0].startswith("| dense | 0.00 |") and probe_rows[0].endswith("| 100.0% |")
+    assert probe_rows[1].startswith(f"| {probe['universal']} | 0.50 |")
+    dense_row = next(line for line in md.splitlines() if line.startswith("| dense | 0.00 | unstructured |"))
+    assert "| 100.0% |" in dense_row  # zero-shot share against the dense zero-shot row, not against its probe
     assert "## Token-state fidelity" in md and "| embeddings | layer 1 | layer 2 |" in md
     assert "| dense | 0.00 |" in md and f"| fixed, {label} |" in md and f"| free, {label} |" in md
     assert "## Token-budget curves" in md and f"| {curve['universal']} | 6 | 1,536 | 0.50 |" in md

@@ -237,6 +237,30 @@ def test_distill_objective_on_segment_pairs_feeds_both_models_the_segment_ids(pr
     assert seen and any((t == 1).any() for t in seen)  # segment B reached the loss
     rows = torch.cat([t.any(dim=1) for t in seen])
     assert 0.2 < rows.float().mean() < 0.8  # about half the rows are pairs
+    # the held-out set stays packed blocks (its metrics compare with a pair_fraction=0 run's): no segment B there
+    from bertprune.config import PretrainConfig, load_config
+    from bertprune.tasks.text_distill import TextDistillTask
+    from bertprune.train import make_accelerator
+
+    cfg = load_config(tmp_path / "pre" / "config.yaml", [], schema=PretrainConfig)
+    built = TextDistillTask(cfg).build(make_accelerator(cfg))
+    assert "token_type_ids" not in built.eval_sets["dev"].column_names
+    assert any(1 in t for t in built.train_set["token_type_ids"])
+
+
+def test_pair_fraction_needs_segment_ids(pretrain_args, tmp_path, capsys):
+    from conftest import cli_fails
+    from transformers import AutoModel
+
+    from bertprune.testing import save_tiny_model
+
+    one_segment = save_tiny_model(tmp_path / "one", "bert")
+    model = AutoModel.from_pretrained(one_segment)
+    model.config.type_vocab_size = 1
+    model.embeddings.token_type_embeddings = torch.nn.Embedding(1, model.config.hidden_size)
+    model.save_pretrained(one_segment)
+    args = _distill_args(pretrain_args, "x", "data.pair_fraction=0.5", f"model.name={one_segment}")
+    cli_fails(args, capsys, "type_vocab_size")
 
 
 def test_pair_fraction_is_refused_where_it_has_no_meaning(pretrain_args, capsys):

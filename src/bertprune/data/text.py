@@ -172,13 +172,15 @@ def mix_pairs(docs_ids: list[list[int]], block_size: int, cls_id: int, sep_id: i
     """Packed blocks (:func:`pack_blocks`) with a ``pair_fraction`` share of them replaced by
     :func:`segment_pairs` (seeded choice of both), as many examples as there are blocks, in a seeded order;
     every example carries ``token_type_ids`` (zeros for a block). ``pair_fraction`` 0 gives the blocks alone,
-    1 the pairs alone."""
+    1 the pairs alone (where the text makes fewer pairs than blocks, or too little for pairs at all, blocks fill the rest)."""
     if not 0.0 <= pair_fraction <= 1.0:
         raise BertpruneError(f"data.pair_fraction must be within [0, 1], got {pair_fraction}")
     rng = random.Random(seed)
     blocks = pack_blocks(docs_ids, block_size, cls_id, sep_id)
     n_pairs = round(pair_fraction * len(blocks))
-    pairs = segment_pairs(docs_ids, block_size, cls_id, sep_id, seed) if n_pairs else {"input_ids": [], "token_type_ids": []}
+    pairs: dict[str, list] = {"input_ids": [], "token_type_ids": []}
+    if n_pairs and sum(len(d) for d in docs_ids) >= 3 * max(1, (block_size - 3) // 2):  # surely 3+ spans
+        pairs = segment_pairs(docs_ids, block_size, cls_id, sep_id, seed + 1)
     n_pairs = min(n_pairs, len(pairs["input_ids"]))
     chosen_blocks = sorted(rng.sample(range(len(blocks)), len(blocks) - n_pairs))
     chosen_pairs = sorted(rng.sample(range(len(pairs["input_ids"])), n_pairs))

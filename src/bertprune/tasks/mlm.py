@@ -91,10 +91,11 @@ def use_masked_only_forward(model) -> bool:
     return True
 
 
-def text_blocks(cfg, tokenizer, accelerator, examples) -> tuple:
+def text_blocks(cfg, tokenizer, accelerator, examples, eval_examples=None) -> tuple:
     """(training, held-out) datasets of ``cfg.data``'s plain text: documents read, sampled
     (``max_documents``), split by document (``validation_fraction``), tokenized, and made into
-    examples by ``examples(docs_ids, tokenizer, seed)``; at most ``eval_blocks`` held out (seeded)."""
+    examples by ``examples(docs_ids, tokenizer, seed)`` (the held-out ones by ``eval_examples`` when
+    given); at most ``eval_blocks`` held out (seeded)."""
     data = cfg.data
     docs = read_documents(data.text_dir, data.text_files, data.hub_dataset, data.hub_config, data.hub_split, data.text_column)
     if data.max_documents is not None and data.max_documents < len(docs):
@@ -105,7 +106,7 @@ def text_blocks(cfg, tokenizer, accelerator, examples) -> tuple:
         raise BertpruneError("data.validation_fraction=0 leaves nothing to evaluate on; use e.g. 0.05")
     with accelerator.main_process_first():
         train_set = examples(tokenize_documents(train_docs, tokenizer), tokenizer, cfg.train.seed)
-        eval_set = examples(tokenize_documents(val_docs, tokenizer), tokenizer, cfg.train.seed + 1)
+        eval_set = (eval_examples or examples)(tokenize_documents(val_docs, tokenizer), tokenizer, cfg.train.seed + 1)
     if data.eval_blocks is not None and data.eval_blocks < len(eval_set):
         eval_set = eval_set.select(sorted(random.Random(cfg.train.seed).sample(range(len(eval_set)), data.eval_blocks)))
     if len(train_set) == 0 or len(eval_set) == 0:

@@ -77,18 +77,33 @@ class TextDistillTask(Task):
         if cfg.data.nsp:
             raise BertpruneError("objective=distill does not do next-sentence prediction; set data.nsp=false")
 
-        def examples(docs_ids, tok, seed):
+        if cfg.data.pair_fraction > 0:
+            teacher_cfg = self.load_teacher().config
+            for which, c in (("model", model.config), ("teacher", teacher_cfg)):
+                if getattr(c, "type_vocab_size", 0) < 2:  # RoBERTa: one segment; DistilBERT: no segment ids at all
+                    raise BertpruneError(f"data.pair_fraction needs segment ids (type_vocab_size >= 2); the {which} "
+                                         f"({type(model).__name__ if which == 'model' else self.teacher_name}) has "
+                                         f"{getattr(c, 'type_vocab_size', 'none')}: set data.pair_fraction=0")
+
+        def blocks(docs_ids, tok, seed):
             from datasets import Dataset
 
-            from ..data.text import mix_pairs, pack_blocks
+            from ..data.text import pack_blocks
 
-            if cfg.data.pair_fraction > 0:  # a share of two-segment inputs, as pair tasks fine-tune on
-                return Dataset.from_dict(mix_pairs(docs_ids, cfg.data.block_size, tok.cls_token_id, tok.sep_token_id,
-                                                   seed, cfg.data.pair_fraction))
             return Dataset.from_dict({"input_ids": pack_blocks(docs_ids, cfg.data.block_size, tok.cls_token_id,
                                                                tok.sep_token_id)})
 
-        train_set, eval_set = text_blocks(cfg, tokenizer, accelerator, examples)
+        def mixed(docs_ids, tok, seed):  # a share of two-segment inputs, as pair tasks fine-tune on
+            from datasets import Dataset
+
+            from ..data.text import mix_pairs
+
+            return Dataset.from_dict(mix_pairs(docs_ids, cfg.data.block_size, tok.cls_token_id, tok.sep_token_id,
+                                               seed, cfg.data.pair_fraction))
+
+        # the held-out set stays packed blocks, so its metrics compare across pair_fraction values
+        train_set, eval_set = text_blocks(cfg, tokenizer, accelerator, mixed if cfg.data.pair_fraction > 0 else blocks,
+                                          eval_examples=blocks)
         return Built(model, tokenizer, train_set, {"dev": eval_set}, DataCollatorWithPadding(tokenizer))
 
     def before_training(self, built, eval_loaders, accelerator, log, quiet):
