@@ -83,6 +83,19 @@ def base_record(task: str, seed: int, cmd: list[str], args) -> dict:
             "machine": records.machine()}
 
 
+def dense_fields(args) -> dict:
+    """What a record measured on the dense model says of it, as a universal model's record does (its counted
+    sparsity; no training): the fields of ``UNIVERSAL_FIELDS`` that apply."""
+    from bertprune.models import resolve_model_path
+    from bertprune.report import sparsity_report
+
+    counted = sparsity_report(resolve_model_path(args.model))
+    return {"method": "dense", "target_sparsity": 0.0, "achieved_sparsity": counted["sparsity"]["encoder_linear"],
+            "nonzero_encoder_params": counted["params"]["encoder_linear_nonzero"], "train_examples": 0, "epochs": 0.0,
+            "train_seconds": 0.0, "sec_per_step": 0.0, "recipe": "dense", "criterion": "none",
+            "granularity": "unstructured", "universal": "dense"}
+
+
 def run_dense(args) -> dict:
     """Zero-shot STS-B dev of the dense model (the reference of every universal model)."""
     from transformers import AutoModel
@@ -95,17 +108,10 @@ def run_dense(args) -> dict:
     done = [r for r in records.read(BENCHMARK) if r["command"] == records.command_line("benchmarks/universal.py", cmd)]
     if args.resume and done:
         return done[-1]
-    from bertprune.models import resolve_model_path
-    from bertprune.report import sparsity_report
-
     mc = ModelConfig(name=args.model)
     scores = stsb_zeroshot(load_model(mc, AutoModel), load_tokenizer(mc), args.glue_dir)
-    counted = sparsity_report(resolve_model_path(args.model))
-    rec = {**base_record(ZEROSHOT, 0, cmd, args), "method": "dense", "target_sparsity": 0.0,
-           "achieved_sparsity": counted["sparsity"]["encoder_linear"],
-           "nonzero_encoder_params": counted["params"]["encoder_linear_nonzero"], "metrics": scores,
-           "main_metric": round(100 * scores["spearman"], 2), "train_examples": 0, "epochs": 0.0,
-           "train_seconds": 0.0, "sec_per_step": 0.0, "recipe": "dense", "criterion": "none", "granularity": "unstructured", "universal": "dense",
+    rec = {**base_record(ZEROSHOT, 0, cmd, args), **dense_fields(args), "metrics": scores,
+           "main_metric": round(100 * scores["spearman"], 2),
            "notes": "the dense model as published, no training; mean-pooled embeddings, full STS-B dev"}
     records.append(BENCHMARK, rec)
     return rec
@@ -233,24 +239,15 @@ def run_probe(args, seed: int) -> dict:
     dense = args.stage == "dense-probe"
     if dense:
         cmd = ["--stage", "dense-probe", "--glue-dir", args.glue_dir, "--model", args.model]
-        from bertprune.models import resolve_model_path
-        from bertprune.report import sparsity_report
-
-        counted = sparsity_report(resolve_model_path(args.model))
-        fields = {"method": "dense", "target_sparsity": 0.0, "achieved_sparsity": counted["sparsity"]["encoder_linear"],
-                  "nonzero_encoder_params": counted["params"]["encoder_linear_nonzero"], "train_examples": 0,
-                  "epochs": 0.0, "train_seconds": 0.0, "sec_per_step": 0.0, "recipe": "dense", "criterion": "none",
-                  "granularity": "unstructured", "universal": "dense"}
-        model_dir = args.model
     else:
         out, uni = ensure_universal(args, seed)
         cmd = pretrain_cmd(args, seed, "probe")
-        fields = {k: uni[k] for k in UNIVERSAL_FIELDS}
-        model_dir = str(out / "final")
     command = records.command_line("benchmarks/universal.py", cmd)
     done = [r for r in records.read(BENCHMARK) if r["command"] == command and r["git_commit"] == args.commit]
     if args.resume and done:
         return done[-1]
+    fields = dense_fields(args) if dense else {k: uni[k] for k in UNIVERSAL_FIELDS}
+    model_dir = args.model if dense else str(out / "final")
     mc = ModelConfig(name=model_dir)
     scores = stsb_pair_probe(load_model(mc, AutoModel), load_tokenizer(mc), args.glue_dir)
     rec = {**base_record(PROBE, 0 if dense else seed, cmd, args), **fields, "metrics": scores,

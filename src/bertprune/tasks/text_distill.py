@@ -78,12 +78,11 @@ class TextDistillTask(Task):
             raise BertpruneError("objective=distill does not do next-sentence prediction; set data.nsp=false")
 
         if cfg.data.pair_fraction > 0:
-            teacher_cfg = self.load_teacher().config
-            for which, c in (("model", model.config), ("teacher", teacher_cfg)):
+            for which, name, c in (("model", cfg.model.name, model.config),
+                                   ("teacher", self.teacher_name, self.load_teacher().config)):
                 if getattr(c, "type_vocab_size", 0) < 2:  # RoBERTa: one segment; DistilBERT: no segment ids at all
                     raise BertpruneError(f"data.pair_fraction needs segment ids (type_vocab_size >= 2); the {which} "
-                                         f"({type(model).__name__ if which == 'model' else self.teacher_name}) has "
-                                         f"{getattr(c, 'type_vocab_size', 'none')}: set data.pair_fraction=0")
+                                         f"({name}) has {getattr(c, 'type_vocab_size', 'none')}: set data.pair_fraction=0")
 
         def blocks(docs_ids, tok, seed):
             from datasets import Dataset
