@@ -50,8 +50,9 @@ def run_dir(args, method, sparsity) -> Path:
     return Path(args.out_dir) / f"{method}-{sparsity}"
 
 
-def run_config(args, method, sparsity):
-    """The resolved config of one run (``args.smoke``: the tiny settings on top)."""
+def run_config(args, method, sparsity, extra: list[str] | tuple[str, ...] = ()):
+    """The resolved config of one run (``args.smoke``: the tiny settings on top; ``extra``: overrides applied
+    last, e.g. a universal model's transfer in ``benchmarks/universal.py``)."""
     from bertprune.config import DistillRunConfig, RunConfig, load_config
     from bertprune.recipes import DENSE_TWIN, recipe_file
 
@@ -63,11 +64,11 @@ def run_config(args, method, sparsity):
     ]
     if method == "sparse-kd":
         o += [f"distill.teacher={run_dir(args, 'dense', 0.0)}"] + (list(DENSE_TWIN) if sparsity == 0 else [])
-        return load_config(recipe_file("sparse-kd"), o, schema=DistillRunConfig)
+        return load_config(recipe_file("sparse-kd"), o + list(extra), schema=DistillRunConfig)
     o.append(f"prune.method={'dense' if method == 'dense' else 'gmp'}")
     if method == "distill":
-        return load_config(None, o + [f"distill.teacher={run_dir(args, 'dense', 0.0)}"], schema=DistillRunConfig)
-    return load_config(None, o, schema=RunConfig)
+        return load_config(None, o + [f"distill.teacher={run_dir(args, 'dense', 0.0)}", *extra], schema=DistillRunConfig)
+    return load_config(None, o + list(extra), schema=RunConfig)
 
 
 def run_one(args, cfg, method) -> dict:

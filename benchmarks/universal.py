@@ -15,6 +15,9 @@ A thin driver over bertprune's own commands, in three stages:
   ``benchmarks/high_sparsity.py``, same data and subsample) with ``prune.method=dense prune.mask=...``;
   ``--free`` lets the run prune again from the universal model (Fisher, as downstream) and records which
   share of the universal zeros stayed zeros, by role.
+  ``--tasks squad`` transfers to SQuAD v1.1 the same way, with the settings of ``benchmarks/squad.py``'s
+  ``sparse-kd`` runs (its training file, length, 2 epochs) and its dense run as teacher (``--squad-teacher``,
+  trained first by ``benchmarks/squad.py --runs dense-0.0``).
 * ``--stage curve`` / ``--stage fidelity``: records read from or measured on a universal model (trained
   first if missing): its evaluations against tokens (the token-budget curve), and its token states'
   cosine to the dense model's, layer by layer, on the run's held-out blocks.
@@ -46,6 +49,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import high_sparsity  # noqa: E402
 import records  # noqa: E402
+import squad  # noqa: E402
 
 BENCHMARK = "universal"
 ZEROSHOT = "stsb_zeroshot"
@@ -56,6 +60,8 @@ PROBE = "stsb_pair_probe"
 UNIVERSAL_FIELDS = ("method", "target_sparsity", "achieved_sparsity", "nonzero_encoder_params", "train_examples", "epochs",
                     "train_seconds", "sec_per_step", "steps", "tokens", "recipe", "criterion", "granularity", "universal")
 TRANSFER_RECIPE = "sparse-kd"
+SQUAD = "squad"
+MAIN = {**high_sparsity.MAIN, SQUAD: "f1"}  # each transfer task's main metric
 
 
 def overrides_hash(words: list[str]) -> str:
@@ -276,12 +282,17 @@ def run_transfer(args, task: str, seed: int, teacher: Path) -> dict:
 
     universal, _ = ensure_universal(args, seed)
     mask = universal / "final" / "mask.safetensors"
-    overrides = high_sparsity.task_overrides(task, args, seed) + [
-        f"model.name={universal / 'final'}", f"distill.teacher={teacher}", "distill.init_from_teacher=false"]
-    overrides += ([f"prune.sparsity={args.sparsity}", f"prune.granularity={args.granularity}"] if args.free else
-                  [*DENSE_TWIN, f"prune.mask={mask}"])
-    overrides += args.transfer_set
-    cfg = load_config(recipe_file(TRANSFER_RECIPE), overrides, schema=DistillRunConfig)
+    start = [f"model.name={universal / 'final'}", f"distill.teacher={teacher}", "distill.init_from_teacher=false"]
+    if task == SQUAD:  # squad.py's sparse-kd run (its twin at sparsity 0 when the mask is fixed), from the universal model
+        sq = argparse.Namespace(squad_dir=args.squad_dir, seed=seed, out_dir=str(teacher.parent), smoke=False)
+        own = [f"prune.granularity={args.granularity}"] if args.free else [f"prune.mask={mask}"]
+        cfg = squad.run_config(sq, TRANSFER_RECIPE, args.sparsity if args.free else 0.0, start + own + args.transfer_set)
+    else:
+        overrides = high_sparsity.task_overrides(task, args, seed) + start
+        overrides += ([f"prune.sparsity={args.sparsity}", f"prune.granularity={args.granularity}"] if args.free else
+                      [*DENSE_TWIN, f"prune.mask={mask}"])
+        overrides += args.transfer_set
+        cfg = load_config(recipe_file(TRANSFER_RECIPE), overrides, schema=DistillRunConfig)
     kind = "free" if args.free else "fixed"
     cfg.output_dir = str(universal / transfer_folder(task, kind, seed, args.transfer_set))
     cmd = pretrain_cmd(args, seed)[2:] + ["--stage", "transfer", "--tasks", task] + (["--free"] if args.free else []) + \
@@ -301,7 +312,7 @@ def run_transfer(args, task: str, seed: int, teacher: Path) -> dict:
     rec = {**base_record(task, seed, cmd, args), "method": f"universal-{kind}", "target_sparsity": args.sparsity,
            "achieved_sparsity": round(results["achieved_sparsity"], 6),
            "nonzero_encoder_params": results["nonzero_encoder_params"], "metrics": dev,
-           "main_metric": round(100 * dev[high_sparsity.MAIN[task]], 2), "train_examples": results["train_examples"],
+           "main_metric": round(100 * dev[MAIN[task]], 2), "train_examples": results["train_examples"],
            "epochs": cfg.train.epochs, "train_seconds": round(results["train_seconds"], 1),
            "sec_per_step": round(results["sec_per_step_median"], 4), "steps": results["steps"],
            "recipe": f"universal-{kind}+{TRANSFER_RECIPE}", "criterion": cfg.prune.criterion if args.free else args.criterion,
@@ -311,7 +322,9 @@ def run_transfer(args, task: str, seed: int, teacher: Path) -> dict:
            "universal_zeros_kept": kept["universal_zeros_still_zero"],
            "universal_zeros_kept_by_role": {r: round(z / n, 6) if n else 1.0 for r, (z, n) in sorted(by_role.items())},
            "notes": f"final model, full dev set; KD recipe {TRANSFER_RECIPE} from the task teacher; "
-                    + ("mask fixed" if not args.free else "pruned again from the universal model (mask free)")}
+                    + ("mask fixed" if not args.free else "pruned again from the universal model (mask free)")
+                    + (f"; SQuAD settings of benchmarks/squad.py ({squad.TRAIN_FILE}, train_examples counts windows)"
+                       if task == SQUAD else "")}
     records.append(BENCHMARK, rec)
     return rec
 
@@ -328,6 +341,30 @@ def transfer_label(r: dict) -> str:
     """A transfer row's mask kind and its own overrides (``--transfer-set``), e.g. ``fixed, train.lr=3e-4``."""
     kind = r.get("method", "").removeprefix("universal-")
     return f"{kind}, {r['transfer_set']}" if r.get("transfer_set") else kind
+
+
+def squad_section(rows: list[dict]) -> list[str]:
+    """The SQuAD transfer rows beside the dense run and pruning downstream (``squad.jsonl``'s sparse-kd run at
+    the same sparsity); shares against the best dense F1 there, as ``squad.md`` takes them."""
+    if not rows:
+        return []
+    down = records.latest(records.read(squad.BENCHMARK), key=lambda r: (r["method"], r["target_sparsity"]))
+    dense = max((r["main_metric"] for (_, s), r in down.items() if s == 0), default=None)
+
+    def share(f1: float) -> str:
+        return f"{100 * f1 / dense:.1f}%" if dense else "-"
+
+    lines = ["", "## SQuAD v1.1: fine-tuned from the universal model (settings and teacher of `squad.py`'s sparse-kd runs)", "",
+             "| universal model | mask, transfer overrides | EM | F1 | share of dense F1 | downstream sparse-kd F1 (share) | "
+             "universal zeros kept | minutes |", "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        d = down.get(("sparse-kd", r["target_sparsity"]))
+        beside = f"{d['main_metric']:.2f} ({share(d['main_metric'])})" if d else "-"
+        lines.append(f"| {r['universal']} | {transfer_label(r)} | {100 * r['metrics']['exact_match']:.2f} | "
+                     f"{r['main_metric']:.2f} | {share(r['main_metric'])} | {beside} | {r['universal_zeros_kept']:.4f} | "
+                     f"{r['train_seconds'] / 60:.0f} |")
+    lines.append("" if dense is None else f"\nDense F1 (the best dense row of squad.jsonl): {dense:.2f}.")
+    return lines
 
 
 def table() -> str:
@@ -374,6 +411,7 @@ def table() -> str:
     def of_task(task: str) -> list[dict]:  # the latest record of each universal model for a task, in name order
         return [r for k, r in sorted(latest.items(), key=lambda kv: str(kv[0])) if k[2] == task]
 
+    lines += squad_section(of_task(SQUAD))
     curves = of_task(CURVE)
     if curves:
         lines += ["", "## Token-budget curves: the evaluations during each pre-training run", "",
@@ -429,7 +467,11 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=600, help="pre-training steps of 32 blocks of 128 tokens")
     p.add_argument("--seeds", nargs="+", type=int, default=[42])
     p.add_argument("--set", nargs="*", default=[], metavar="key=value", help="overrides of the pre-training run")
-    p.add_argument("--tasks", nargs="+", default=high_sparsity.TASKS, choices=high_sparsity.TASKS)
+    p.add_argument("--tasks", nargs="+", default=high_sparsity.TASKS, choices=[*high_sparsity.TASKS, SQUAD],
+                   help="the GLUE tasks to transfer to (default: the five of the high-sparsity benchmark), or squad")
+    p.add_argument("--squad-dir", help="SQuAD v1.1 folder (e.g. ../shared/data/squad), for --tasks squad")
+    p.add_argument("--squad-teacher", default="runs/bench-squad/dense-0.0",
+                   help="the dense SQuAD run (benchmarks/squad.py --runs dense-0.0): the teacher of --tasks squad")
     p.add_argument("--free", action="store_true", help="transfer with pruning again instead of the mask fixed")
     p.add_argument("--transfer-set", nargs="*", default=[], metavar="key=value", help="overrides of the transfer runs")
     p.add_argument("--out-dir", default="runs/bench-universal")
@@ -441,6 +483,12 @@ def main() -> None:
     if args.stage:
         if not args.glue_dir or (args.stage not in ("dense", "dense-probe") and not args.text_dir):
             p.error("--glue-dir (and, to pre-train, --text-dir) are required to run")
+        if args.stage == "transfer" and SQUAD in args.tasks:
+            if not args.squad_dir:
+                p.error("--tasks squad needs --squad-dir")
+            if not (Path(args.squad_teacher) / "results.json").is_file():
+                p.error(f"no finished dense SQuAD run at {args.squad_teacher} (the teacher of --tasks squad): train it with "
+                        f"benchmarks/squad.py --squad-dir {args.squad_dir} --runs dense-0.0, or point --squad-teacher at one")
         from bertprune.cli import _quiet_libraries
 
         _quiet_libraries()
@@ -467,7 +515,8 @@ def main() -> None:
                 print(json.dumps({"universal": rec["universal"], "last_layer_token_cosine": rec["main_metric"]}), flush=True)
             else:
                 for task in args.tasks:
-                    rec = run_transfer(args, task, seed, high_sparsity.ensure_teacher(teachers, task, seed))
+                    teacher = Path(args.squad_teacher) if task == SQUAD else high_sparsity.ensure_teacher(teachers, task, seed)
+                    rec = run_transfer(args, task, seed, teacher)
                     print(json.dumps({k: rec[k] for k in ("task", "universal", "main_metric", "train_seconds")}), flush=True)
             (records.RESULTS / f"{BENCHMARK}.md").write_text(table())
     (records.RESULTS / f"{BENCHMARK}.md").write_text(table())

@@ -11,7 +11,7 @@ from bertprune.data.squad import eval_features, read_squad, train_features
 from bertprune.errors import BertpruneError
 from bertprune.squad_metrics import best_answers, exact_match_score, f1_score, normalize_answer, squad_metrics
 
-from bertprune.testing import FILLER, write_tokenizer
+from bertprune.testing import FILLER, write_tiny_squad, write_tokenizer
 
 
 # --- metrics, worked by hand --------------------------------------------------------------------
@@ -171,23 +171,6 @@ def test_read_squad_errors(tmp_path):
 
 
 # --- end to end ---------------------------------------------------------------------------------
-def write_tiny_squad(folder, n=40, seed=0):
-    rng = np.random.default_rng(seed)
-    folder.mkdir(parents=True, exist_ok=True)
-    for name in ("train.json", "dev.json"):
-        paragraphs = []
-        for i in range(n):
-            words = [FILLER[j] for j in rng.integers(0, len(FILLER), 30)]
-            k = int(rng.integers(0, 27))
-            words[k : k + 2] = ["cat", "dog"]
-            context = " ".join(words)
-            start = len(" ".join(words[:k])) + (1 if k else 0)
-            answers = [{"text": "cat dog", "answer_start": start}, {"text": "cat", "answer_start": start}]
-            paragraphs.append({"context": context, "qas": [{"id": f"{name}{i}", "question": "which animals ?", "answers": answers}]})
-        (folder / name).write_text(json.dumps({"version": "1.1", "data": [{"title": "tiny", "paragraphs": paragraphs}]}))
-    return folder
-
-
 def test_squad_cli_end_to_end_with_pruning_and_distillation(tiny_models, tmp_path):
     start = time.time()
     squad = write_tiny_squad(tmp_path / "squad")

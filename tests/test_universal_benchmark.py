@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from bertprune.testing import save_tiny_model, write_tiny_text
 
@@ -110,3 +111,59 @@ def test_budget_curve_reads_the_evaluations_with_the_sparsity_then_reached(tmp_p
                                                                                              (20, 2000, 0.6, 45.0)]
     assert [p["last_layer_token_cosine"] for p in curve] == [None, 0.4]  # layer 10 is the last (numeric order), older runs: none
 
+
+
+@pytest.mark.slow
+def test_squad_transfer_keeps_the_universal_mask_and_needs_a_dense_squad_teacher(tiny_glue, tmp_path):
+    from bertprune.cli import run as cli
+    from bertprune.testing import write_tiny_squad
+
+    model = save_tiny_model(tmp_path / "model", "bert", positions=128)
+    text = write_tiny_text(tmp_path / "text")
+    squad_dir = write_tiny_squad(tmp_path / "squad", names=("train-v1.1-first44.json", "dev-v1.1.json"))
+    small = ["data.max_length=24", "data.doc_stride=8", "train.batch_size=16", "train.mixed_precision=no"]
+    assert cli(["finetune", "--task", "squad", "--model", str(model), "-o", str(tmp_path / "teacher"), "--quiet",
+                "--squad-dir", str(squad_dir), "--epochs", "1", "data.squad_train_file=train-v1.1-first44.json",
+                "data.squad_dev_file=dev-v1.1.json", *small]) == 0
+    env = {"BERTPRUNE_BENCH_RESULTS": str(tmp_path / "results"), "PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1",
+           "TOKENIZERS_PARALLELISM": "false"}
+    base = [sys.executable, str(REPO / "benchmarks" / "universal.py"), "--glue-dir", str(tiny_glue), "--text-dir", str(text),
+            "--model", str(model), "--quiet", "--out-dir", str(tmp_path / "runs"), "--sparsity", "0.5", "--steps", "4",
+            "--set", "data.block_size=32", "train.batch_size=8", "train.eval_every=4", "prune.schedule.every=2",
+            "--stage", "transfer", "--tasks", "squad", "--squad-dir", str(squad_dir),
+            "--transfer-set", "train.epochs=1", *small]
+
+    def run(*extra):
+        return subprocess.run(base + list(extra), env=env, cwd=tmp_path, capture_output=True, text=True)
+
+    missing = run("--squad-teacher", str(tmp_path / "nowhere"))
+    assert missing.returncode == 2 and "no finished dense SQuAD run" in missing.stderr
+    assert not (tmp_path / "runs").exists()  # refused before anything was trained
+    done = run("--squad-teacher", str(tmp_path / "teacher"))
+    assert done.returncode == 0, done.stderr[-3000:]
+    rec = [json.loads(x) for x in (tmp_path / "results" / "universal.jsonl").read_text().splitlines()][-1]
+    assert (rec["task"], rec["method"], rec["teacher"]) == ("squad", "universal-fixed", str(tmp_path / "teacher"))
+    assert set(rec["metrics"]) == {"exact_match", "f1"} and rec["main_metric"] == pytest.approx(100 * rec["metrics"]["f1"], abs=0.01)
+    assert rec["universal_zeros_kept"] == 1.0 and rec["achieved_sparsity"] == pytest.approx(0.5, abs=2e-3)
+    run_dir = next((tmp_path / "runs").glob("*/squad-fixed-??????-s42"))
+    cfg = yaml.safe_load((run_dir / "config.yaml").read_text())  # squad.py's settings, from the universal model
+    assert cfg["data"]["squad_train_file"] == "train-v1.1-first44.json" and cfg["distill"]["init_from_teacher"] is False
+    assert cfg["model"]["name"] == str(run_dir.parent / "final") and cfg["prune"]["method"] == "dense"
+    md = (tmp_path / "results" / "universal.md").read_text()
+    assert "## SQuAD v1.1" in md and f"| {rec['universal']} | fixed, train.epochs=1 " in md
+
+
+def test_squad_rows_stand_beside_the_dense_run_and_pruning_downstream(tmp_path, monkeypatch):
+    import universal
+
+    monkeypatch.setattr(records, "RESULTS", tmp_path)
+    down = [{"method": "dense", "target_sparsity": 0.0, "main_metric": 60.0},
+            {"method": "sparse-kd", "target_sparsity": 0.0, "main_metric": 80.0},  # the best dense: the reference
+            {"method": "sparse-kd", "target_sparsity": 0.8, "main_metric": 72.0}]
+    (tmp_path / "squad.jsonl").write_text("".join(json.dumps(r) + "\n" for r in down))
+    row = {"universal": "u80", "method": "universal-fixed", "target_sparsity": 0.8, "main_metric": 40.0,
+           "metrics": {"exact_match": 0.3, "f1": 0.4}, "universal_zeros_kept": 1.0, "train_seconds": 600}
+    lines = universal.squad_section([row, {**row, "universal": "u90", "target_sparsity": 0.9}])
+    assert "| u80 | fixed | 30.00 | 40.00 | 50.0% | 72.00 (90.0%) | 1.0000 | 10 |" in lines
+    assert "| u90 | fixed | 30.00 | 40.00 | 50.0% | - | 1.0000 | 10 |" in lines  # no downstream run at 90%
+    assert universal.squad_section([]) == []

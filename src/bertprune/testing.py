@@ -1,9 +1,10 @@
 """Tiny random models and data for tests, examples and the fault benchmark: a BERT / RoBERTa /
 DistilBERT checkpoint of a few thousand weights with a matching tokenizer, GLUE files with a
-learnable signal, plain text. Nothing here downloads anything."""
+learnable signal, SQuAD files, plain text. Nothing here downloads anything."""
 
 from __future__ import annotations
 
+import json
 import random
 from pathlib import Path
 
@@ -108,4 +109,23 @@ def write_tiny_text(folder: Path, n_docs: int = 120, seed: int = 0) -> Path:
     for part in range(2):
         lines = [" . ".join(rng.choices(phrases, k=rng.randint(2, 6))) + " ." for _ in range(n_docs // 2)]
         (folder / f"part{part}.txt").write_text("\n".join(lines) + "\n\n")  # a blank line: skipped
+    return folder
+
+
+def write_tiny_squad(folder: Path, n: int = 40, seed: int = 0, names: tuple[str, str] = ("train.json", "dev.json")) -> Path:
+    """SQuAD v1.1 files (train, dev) of ``n`` one-question paragraphs each: 30 filler words with "cat dog" planted
+    at a random place, the answer (two gold answers: "cat dog" and "cat")."""
+    rng = random.Random(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        paragraphs = []
+        for i in range(n):
+            words = rng.choices(FILLER, k=30)
+            k = rng.randrange(27)
+            words[k : k + 2] = ["cat", "dog"]
+            start = len(" ".join(words[:k])) + (1 if k else 0)
+            answers = [{"text": "cat dog", "answer_start": start}, {"text": "cat", "answer_start": start}]
+            paragraphs.append({"context": " ".join(words),
+                               "qas": [{"id": f"{name}{i}", "question": "which animals ?", "answers": answers}]})
+        (folder / name).write_text(json.dumps({"version": "1.1", "data": [{"title": "tiny", "paragraphs": paragraphs}]}))
     return folder
