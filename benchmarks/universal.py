@@ -297,6 +297,8 @@ def run_transfer(args, task: str, seed: int, teacher: Path) -> dict:
     cfg.output_dir = str(universal / transfer_folder(task, kind, seed, args.transfer_set))
     cmd = pretrain_cmd(args, seed)[2:] + ["--stage", "transfer", "--tasks", task] + (["--free"] if args.free else []) + \
         (["--transfer-set", *args.transfer_set] if args.transfer_set else [])
+    if task == SQUAD:  # the data and the teacher, which no GLUE command names (so a re-run with another teacher is new)
+        cmd += ["--squad-dir", args.squad_dir, "--squad-teacher", str(teacher)]
     command = records.command_line("benchmarks/universal.py", cmd)
     done = [r for r in records.read(BENCHMARK) if r["command"] == command and r["git_commit"] == args.commit]
     if args.resume and done:
@@ -315,7 +317,7 @@ def run_transfer(args, task: str, seed: int, teacher: Path) -> dict:
            "main_metric": round(100 * dev[MAIN[task]], 2), "train_examples": results["train_examples"],
            "epochs": cfg.train.epochs, "train_seconds": round(results["train_seconds"], 1),
            "sec_per_step": round(results["sec_per_step_median"], 4), "steps": results["steps"],
-           "recipe": f"universal-{kind}+{TRANSFER_RECIPE}", "criterion": cfg.prune.criterion if args.free else args.criterion,
+           "precision": cfg.train.mixed_precision, "recipe": f"universal-{kind}+{TRANSFER_RECIPE}", "criterion": cfg.prune.criterion if args.free else args.criterion,
            "granularity": args.granularity,
            "universal": universal_name(args, seed), "teacher": str(teacher),
            "transfer_set": " ".join(args.transfer_set),
@@ -345,7 +347,8 @@ def transfer_label(r: dict) -> str:
 
 def squad_section(rows: list[dict]) -> list[str]:
     """The SQuAD transfer rows beside the dense run and pruning downstream (``squad.jsonl``'s sparse-kd run at
-    the same sparsity); shares against the best dense F1 there, as ``squad.md`` takes them."""
+    the same sparsity, unstructured: a universal model in blocks has none beside it); shares against the best
+    dense F1 there, as ``squad.md`` takes them."""
     if not rows:
         return []
     down = records.latest(records.read(squad.BENCHMARK), key=lambda r: (r["method"], r["target_sparsity"]))
@@ -355,12 +358,12 @@ def squad_section(rows: list[dict]) -> list[str]:
         return f"{100 * f1 / dense:.1f}%" if dense else "-"
 
     lines = ["", "## SQuAD v1.1: fine-tuned from the universal model (settings and teacher of `squad.py`'s sparse-kd runs)", "",
-             "| universal model | mask, transfer overrides | EM | F1 | share of dense F1 | downstream sparse-kd F1 (share) | "
-             "universal zeros kept | minutes |", "|---|---|---|---|---|---|---|---|"]
+             "| universal model | mask, transfer overrides | seed | EM | F1 | share of dense F1 | downstream sparse-kd F1 (share) | "
+             "universal zeros kept | minutes |", "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        d = down.get(("sparse-kd", r["target_sparsity"]))
+        d = down.get(("sparse-kd", r["target_sparsity"])) if r.get("granularity") == "unstructured" else None
         beside = f"{d['main_metric']:.2f} ({share(d['main_metric'])})" if d else "-"
-        lines.append(f"| {r['universal']} | {transfer_label(r)} | {100 * r['metrics']['exact_match']:.2f} | "
+        lines.append(f"| {r['universal']} | {transfer_label(r)} | {r['seed']} | {100 * r['metrics']['exact_match']:.2f} | "
                      f"{r['main_metric']:.2f} | {share(r['main_metric'])} | {beside} | {r['universal_zeros_kept']:.4f} | "
                      f"{r['train_seconds'] / 60:.0f} |")
     lines.append("" if dense is None else f"\nDense F1 (the best dense row of squad.jsonl): {dense:.2f}.")

@@ -145,6 +145,8 @@ def test_squad_transfer_keeps_the_universal_mask_and_needs_a_dense_squad_teacher
     assert (rec["task"], rec["method"], rec["teacher"]) == ("squad", "universal-fixed", str(tmp_path / "teacher"))
     assert set(rec["metrics"]) == {"exact_match", "f1"} and rec["main_metric"] == pytest.approx(100 * rec["metrics"]["f1"], abs=0.01)
     assert rec["universal_zeros_kept"] == 1.0 and rec["achieved_sparsity"] == pytest.approx(0.5, abs=2e-3)
+    assert rec["command"].endswith(f"--squad-dir {squad_dir} --squad-teacher {tmp_path / 'teacher'}")
+    assert rec["precision"] == "no"  # as the transfer trained (--transfer-set train.mixed_precision=no)
     run_dir = next((tmp_path / "runs").glob("*/squad-fixed-??????-s42"))
     cfg = yaml.safe_load((run_dir / "config.yaml").read_text())  # squad.py's settings, from the universal model
     assert cfg["data"]["squad_train_file"] == "train-v1.1-first44.json" and cfg["distill"]["init_from_teacher"] is False
@@ -161,9 +163,12 @@ def test_squad_rows_stand_beside_the_dense_run_and_pruning_downstream(tmp_path, 
             {"method": "sparse-kd", "target_sparsity": 0.0, "main_metric": 80.0},  # the best dense: the reference
             {"method": "sparse-kd", "target_sparsity": 0.8, "main_metric": 72.0}]
     (tmp_path / "squad.jsonl").write_text("".join(json.dumps(r) + "\n" for r in down))
-    row = {"universal": "u80", "method": "universal-fixed", "target_sparsity": 0.8, "main_metric": 40.0,
-           "metrics": {"exact_match": 0.3, "f1": 0.4}, "universal_zeros_kept": 1.0, "train_seconds": 600}
-    lines = universal.squad_section([row, {**row, "universal": "u90", "target_sparsity": 0.9}])
-    assert "| u80 | fixed | 30.00 | 40.00 | 50.0% | 72.00 (90.0%) | 1.0000 | 10 |" in lines
-    assert "| u90 | fixed | 30.00 | 40.00 | 50.0% | - | 1.0000 | 10 |" in lines  # no downstream run at 90%
+    row = {"universal": "u80", "method": "universal-fixed", "target_sparsity": 0.8, "main_metric": 40.0, "seed": 42,
+           "granularity": "unstructured", "metrics": {"exact_match": 0.3, "f1": 0.4}, "universal_zeros_kept": 1.0,
+           "train_seconds": 600}
+    lines = universal.squad_section([row, {**row, "universal": "u90", "target_sparsity": 0.9},
+                                     {**row, "universal": "u80-1x4", "granularity": "1x4"}])
+    assert "| u80 | fixed | 42 | 30.00 | 40.00 | 50.0% | 72.00 (90.0%) | 1.0000 | 10 |" in lines
+    assert "| u90 | fixed | 42 | 30.00 | 40.00 | 50.0% | - | 1.0000 | 10 |" in lines  # no downstream run at 90%
+    assert "| u80-1x4 | fixed | 42 | 30.00 | 40.00 | 50.0% | - | 1.0000 | 10 |" in lines  # downstream is unstructured
     assert universal.squad_section([]) == []
