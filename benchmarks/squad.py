@@ -78,10 +78,19 @@ def run_one(args, cfg, method) -> dict:
     return (distill if method in ("distill", "sparse-kd") else finetune)(cfg, quiet=args.quiet, **restart)
 
 
+def latest_runs() -> dict[tuple[str, float], dict]:
+    """The latest record of each (method, target sparsity)."""
+    return records.latest(records.read(BENCHMARK), key=lambda r: (r["method"], r["target_sparsity"]))
+
+
+def best_dense_f1(runs: dict[tuple[str, float], dict]) -> float | None:
+    """The reference of every share: the best F1 at sparsity 0 (the dense run, or the sparse-kd twin)."""
+    return max((r["main_metric"] for (_, s), r in runs.items() if s == 0), default=None)
+
+
 def table() -> str:
-    recs = records.latest(records.read(BENCHMARK), key=lambda r: (r["method"], r["target_sparsity"]))
-    dense_f1 = [r["main_metric"] for (_, s), r in recs.items() if s == 0]
-    dense = {"main_metric": max(dense_f1)} if dense_f1 else None
+    recs = latest_runs()
+    dense_f1 = best_dense_f1(recs)
     lines = ["# SQuAD v1.1 (all-MiniLM-L6-v2)", "",
              f"Trained on `{TRAIN_FILE}` (11,877 questions), evaluated on the full dev set (10,570 questions) with the "
              "official EM/F1; final model; share = F1 / the best dense F1 (the dense run, or the sparse-kd recipe at "
@@ -89,7 +98,7 @@ def table() -> str:
              "| method | target | achieved | non-zero encoder weights | EM | F1 | share of dense F1 | precision | train time |",
              "|---|---|---|---|---|---|---|---|---|"]
     for (method, s), r in sorted(recs.items(), key=lambda kv: (kv[0][0] != "dense", kv[0][0], kv[0][1])):
-        share = f"{100 * r['main_metric'] / dense['main_metric']:.1f}%" if dense else "-"
+        share = f"{100 * r['main_metric'] / dense_f1:.1f}%" if dense_f1 else "-"
         lines.append(f"| {method} | {s:.2f} | {r['achieved_sparsity']:.4f} | {r['nonzero_encoder_params']:,} | "
                      f"{100 * r['metrics']['exact_match']:.2f} | {r['main_metric']:.2f} | {share} | {'fp32' if r.get('precision', 'no') == 'no' else r['precision']} | "
                      f"{r['train_seconds'] / 60:.0f} min |")

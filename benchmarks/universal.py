@@ -317,8 +317,8 @@ def run_transfer(args, task: str, seed: int, teacher: Path) -> dict:
            "main_metric": round(100 * dev[MAIN[task]], 2), "train_examples": results["train_examples"],
            "epochs": cfg.train.epochs, "train_seconds": round(results["train_seconds"], 1),
            "sec_per_step": round(results["sec_per_step_median"], 4), "steps": results["steps"],
-           "precision": cfg.train.mixed_precision, "recipe": f"universal-{kind}+{TRANSFER_RECIPE}", "criterion": cfg.prune.criterion if args.free else args.criterion,
-           "granularity": args.granularity,
+           "precision": cfg.train.mixed_precision, "recipe": f"universal-{kind}+{TRANSFER_RECIPE}",
+           "criterion": cfg.prune.criterion if args.free else args.criterion, "granularity": args.granularity,
            "universal": universal_name(args, seed), "teacher": str(teacher),
            "transfer_set": " ".join(args.transfer_set),
            "universal_zeros_kept": kept["universal_zeros_still_zero"],
@@ -351,8 +351,8 @@ def squad_section(rows: list[dict]) -> list[str]:
     dense F1 there, as ``squad.md`` takes them."""
     if not rows:
         return []
-    down = records.latest(records.read(squad.BENCHMARK), key=lambda r: (r["method"], r["target_sparsity"]))
-    dense = max((r["main_metric"] for (_, s), r in down.items() if s == 0), default=None)
+    down = squad.latest_runs()
+    dense = squad.best_dense_f1(down)
 
     def share(f1: float) -> str:
         return f"{100 * f1 / dense:.1f}%" if dense else "-"
@@ -366,8 +366,7 @@ def squad_section(rows: list[dict]) -> list[str]:
         lines.append(f"| {r['universal']} | {transfer_label(r)} | {r['seed']} | {100 * r['metrics']['exact_match']:.2f} | "
                      f"{r['main_metric']:.2f} | {share(r['main_metric'])} | {beside} | {r['universal_zeros_kept']:.4f} | "
                      f"{r['train_seconds'] / 60:.0f} |")
-    lines.append("" if dense is None else f"\nDense F1 (the best dense row of squad.jsonl): {dense:.2f}.")
-    return lines
+    return lines + (["", f"Dense F1 (the best dense row of squad.jsonl): {dense:.2f}."] if dense else [])
 
 
 def table() -> str:

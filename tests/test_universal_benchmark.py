@@ -112,7 +112,6 @@ def test_budget_curve_reads_the_evaluations_with_the_sparsity_then_reached(tmp_p
     assert [p["last_layer_token_cosine"] for p in curve] == [None, 0.4]  # layer 10 is the last (numeric order), older runs: none
 
 
-
 @pytest.mark.slow
 def test_squad_transfer_keeps_the_universal_mask_and_needs_a_dense_squad_teacher(tiny_glue, tmp_path):
     from bertprune.cli import run as cli
