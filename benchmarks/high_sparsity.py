@@ -36,6 +36,7 @@ TASKS = ["mrpc", "stsb", "rte", "cola", "sst2"]
 MAIN = {"sst2": "accuracy", "mrpc": "f1", "stsb": "spearman", "cola": "mcc", "rte": "accuracy"}
 SST2_SUBSAMPLE = 8000
 TEACHER_RECIPE = "teacher"
+DEFAULT_MODEL = "all-MiniLM-L6-v2"
 
 
 def recorded(cmd_args: list[str], commit: str | None = None) -> list[dict]:
@@ -49,6 +50,11 @@ def task_overrides(task: str, args, seed: int) -> list[str]:
     if task == "sst2":
         out.append(f"data.train_examples={SST2_SUBSAMPLE}")
     return out
+
+
+def model_args(args) -> list[str]:
+    """``--model`` as a record's command names it: only when it is not the default."""
+    return [] if args.model == DEFAULT_MODEL else ["--model", args.model]
 
 
 def teacher_dir(args, task: str, seed: int) -> Path:
@@ -128,7 +134,7 @@ def ensure_teacher(args, task: str, seed: int) -> Path:
     from bertprune.train import finetune
 
     out = teacher_dir(args, task, seed)
-    cmd = ["--glue-dir", args.glue_dir, "--teacher-only", "--tasks", task, "--seeds", str(seed)]
+    cmd = ["--glue-dir", args.glue_dir, *model_args(args), "--teacher-only", "--tasks", task, "--seeds", str(seed)]
     overrides = task_overrides(task, args, seed) + [f"model.name={args.model}", f"output_dir={out}"]
     cfg = load_config(recipe_file(TEACHER_RECIPE), overrides)
     check_same_teacher(out, cfg)
@@ -165,7 +171,7 @@ def run_unit(args, task: str, seed: int) -> dict:
     # the folder is named by the resolved config, so a changed recipe never meets an old run's folder
     digest = hashlib.sha256(to_yaml(cfg).encode()).hexdigest()[:8]
     cfg.output_dir = str(Path(args.out_dir) / f"{task}-{args.recipe}-{args.sparsity}-{args.tag or 'base'}-s{seed}-{digest}")
-    cmd = ["--glue-dir", args.glue_dir, "--recipe", args.recipe, "--sparsity", str(args.sparsity), "--tasks", task,
+    cmd = ["--glue-dir", args.glue_dir, *model_args(args), "--recipe", args.recipe, "--sparsity", str(args.sparsity), "--tasks", task,
            "--seeds", str(seed)] + (["--tag", args.tag] if args.tag else []) + (["--set", *args.set] if args.set else []) + \
         (["--teacher-seed", str(args.teacher_seed)] if args.teacher_seed is not None else [])
     done = recorded(cmd, args.commit)
@@ -245,7 +251,7 @@ def table() -> str:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--glue-dir", help="GLUE folder in the official TSV layout (e.g. ../shared/data/glue)")
-    p.add_argument("--model", default="all-MiniLM-L6-v2")
+    p.add_argument("--model", default=DEFAULT_MODEL)
     p.add_argument("--recipe", default="sparse-kd", help="a recipe name from src/bertprune/recipes/")
     p.add_argument("--sparsity", type=float, default=0.9, help="0 = the recipe's dense twin")
     p.add_argument("--tasks", nargs="+", default=TASKS, choices=TASKS)

@@ -26,7 +26,11 @@ CODE_PATHS = ["src", "benchmarks", "pyproject.toml"]  # what a result depends on
 
 def git_commit() -> str:
     """HEAD, with ``-dirty`` when the code differs from it. Call it once, when a benchmark starts:
-    the running process keeps the code it imported even if the files change later."""
+    the running process keeps the code it imported even if the files change later.
+    ``$BERTPRUNE_GIT_COMMIT`` names it where the tree travelled without its history (a lent GPU machine
+    gets a copy of the committed tree, no ``.git``)."""
+    if os.environ.get("BERTPRUNE_GIT_COMMIT"):
+        return os.environ["BERTPRUNE_GIT_COMMIT"]
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True).stdout.strip()
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", *CODE_PATHS,

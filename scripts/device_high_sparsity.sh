@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# The high-sparsity benchmark on a lent GPU machine (the `device` tool; one H200 here), as one call.
+# Here, once:  python scripts/device_pack.py pack --glue-dir ../shared/data/glue --out .dev
+#              (and the wheels of datasets, omegaconf, dill, multiprocess, antlr4 into .dev/whl: the
+#              machine's image lacks them; .dev/whl2 holds an older datasets in case its pyarrow is too old)
+# There:       BERTPRUNE_GIT_COMMIT=<sha> bash scripts/device_high_sparsity.sh   (carry .dev)
+# It sets up, runs a 1-epoch smoke row (stops at once if that fails), trains the teachers, then runs
+# the queue of rows below, most important first, JOBS at a time on the one GPU (each run is a small
+# model, bound by Python and kernel launches, so several share the GPU). Records land in
+# benchmarks/results/high_sparsity.jsonl as each run ends and are copied to $OUT every 10 s, with
+# the logs, so a run cut off by the time limit loses only the runs in flight.
+set -u
+OUT=${OUT:-/tmp/out}
+JOBS=${JOBS:-14}
+export EPOCHS=${EPOCHS:-20} BUDGET=${BUDGET:-560}
+WORK=/tmp/dev
+mkdir -p "$OUT" "$WORK/logs"
+export PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 TOKENIZERS_PARALLELISM=false
+export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1
+: "${BERTPRUNE_GIT_COMMIT:?set BERTPRUNE_GIT_COMMIT to the commit this tree is}"
+export BERTPRUNE_GIT_COMMIT
+t0=$(date +%s)
+stamp() { echo "[$(( $(date +%s) - t0 ))s] $*"; }
+
+PY=${PY:-python3}
+if [ -z "${LOCAL_TEST:-}" ]; then  # LOCAL_TEST=1: a dry run of this script here (CPU, tiny model: see tests)
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .dev/whl/*.whl || exit 1
+fi
+export PYTHONPATH=$PWD/src:/tmp/site
+if ! $PY -c "import datasets" 2>"$WORK/logs/datasets.err"; then
+  cat "$WORK/logs/datasets.err" | tail -3
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .dev/whl2/*.whl || exit 1
+  python3 -c "import datasets" || exit 1
+fi
+$PY -c "import torch, transformers, datasets, accelerate, bertprune.train
+print('torch', torch.__version__, 'transformers', transformers.__version__, 'datasets', datasets.__version__,
+      'accelerate', accelerate.__version__, torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'no GPU')" || exit 1
+if [ -z "${LOCAL_TEST:-}" ]; then
+  $PY scripts/device_pack.py unpack --pack .dev --out "$WORK" || exit 1
+fi
+MODEL=${MODEL:-$WORK/all-MiniLM-L6-v2-fp16}
+GLUE=${GLUE:-$WORK/glue}
+stamp setup done
+
+# MPS lets the runs' small kernels share the GPU at once instead of taking turns; without it they still run
+if nvidia-cuda-mps-control -d 2>/dev/null && $PY -c "import torch; torch.zeros(1).cuda()" 2>/dev/null; then
+  stamp MPS on
+else
+  echo quit | nvidia-cuda-mps-control 2>/dev/null; stamp MPS off
+fi
+
+sync_out() {
+  cp benchmarks/results/high_sparsity.jsonl "$OUT/" 2>/dev/null
+  tar czf "$OUT/logs.tgz.tmp" -C "$WORK" logs 2>/dev/null && mv "$OUT/logs.tgz.tmp" "$OUT/logs.tgz"
+}
+( while sleep 10; do sync_out; done ) &
+SYNC=$!
+trap 'sync_out; kill $SYNC 2>/dev/null' EXIT
+
+HS=($PY benchmarks/high_sparsity.py --glue-dir "$GLUE" --model "$MODEL" --resume --quiet)
+
+# 1. smoke: RTE's teacher and one epoch at 90%, records kept apart; a failure stops everything here
+if ! BERTPRUNE_BENCH_RESULTS=$WORK/smoke "${HS[@]}" --out-dir "$WORK/smoke-runs" --tasks rte --recipe sparse-kd \
+     --sparsity 0.9 --set train.epochs=1 >"$WORK/logs/smoke.log" 2>&1; then
+  tail -40 "$WORK/logs/smoke.log"; exit 1
+fi
+stamp smoke passed; tail -2 "$WORK/logs/smoke.log"
+$PY -c "import json; [print(r['task'], r['recipe'], r['steps'], 'steps', r['sec_per_step'], 's/step', r['main_metric'])
+  for r in map(json.loads, open('$WORK/smoke/high_sparsity.jsonl'))]"
+
+# 2. the teachers (3 epochs, dense), one per task, all at once
+pids=()
+for t in mrpc stsb rte cola sst2; do
+  "${HS[@]}" --teacher-only --tasks $t --seeds 42 >"$WORK/logs/teacher-$t.log" 2>&1 &
+  pids+=($!)
+done
+wait "${pids[@]}"  # not a bare wait: the copying loop never ends
+stamp teachers done
+
+# epochs: as many as fit (at most EPOCHS), from the 1-epoch smoke row's seconds per step, the slowing
+# of five runs at once (the teachers against the smoke's lone teacher) doubled for JOBS at once, and
+# CoLA's 268 steps per epoch (the longest task); the records carry the epochs each row got
+E=$($PY - "$WORK/smoke/high_sparsity.jsonl" benchmarks/results/high_sparsity.jsonl "$MODEL" $(( $(date +%s) - t0 )) <<'PYEOF'
+import json, sys
+from pathlib import Path
+smoke = [json.loads(x) for x in open(sys.argv[1])]
+lone_teacher = next(r["sec_per_step"] for r in smoke if r["recipe"] == "teacher")
+kd = next(r["sec_per_step"] for r in smoke if r["recipe"] != "teacher")
+name = Path(sys.argv[3]).name
+teachers = [json.loads(x) for x in open(sys.argv[2])]
+teachers = [r["sec_per_step"] for r in teachers if r.get("model") == name and r["recipe"] == "teacher"]
+slowing = max(1.0, max(teachers, default=lone_teacher) / lone_teacher)
+budget = float(__import__("os").environ.get("BUDGET", 560)) - int(sys.argv[4]) - 40
+per_epoch = 268 * kd * 2 * slowing
+fit = [e for e in (20, 15, 10, 8, 5) if e * per_epoch <= budget and e <= int(__import__("os").environ.get("EPOCHS", 20))]
+print(fit[0] if fit else 5)
+print(f"kd {kd:.4f} s/step alone, slowing {slowing:.2f}, {per_epoch:.0f} s per CoLA epoch, budget {budget:.0f} s",
+      file=sys.stderr)
+PYEOF
+)
+stamp "epochs $E"
+
+# 3. the queue, most important first: one line = one run (its high_sparsity.py arguments and a log name)
+q=()
+add() { local name=$1; shift; for t in mrpc stsb rte cola sst2; do q+=("$name-$t|--tasks $t $*"); done; }
+add f90-s42 --recipe sparse-kd --sparsity 0.9 --seeds 42 --tag fisher-${E}ep --set train.epochs=$E --teacher-seed 42
+add d0-s42 --recipe sparse-kd --sparsity 0 --seeds 42 --tag ${E}ep --set train.epochs=$E --teacher-seed 42
+add f90-s43 --recipe sparse-kd --sparsity 0.9 --seeds 43 --tag fisher-${E}ep --set train.epochs=$E --teacher-seed 42
+add f90-s44 --recipe sparse-kd --sparsity 0.9 --seeds 44 --tag fisher-${E}ep --set train.epochs=$E --teacher-seed 42
+add f90-5ep --recipe sparse-kd --sparsity 0.9 --seeds 42 --tag fisher --teacher-seed 42
+add f80 --recipe sparse-kd --sparsity 0.8 --seeds 42 --tag fisher-${E}ep --set train.epochs=$E --teacher-seed 42
+add f95 --recipe sparse-kd --sparsity 0.95 --seeds 42 --tag fisher-${E}ep --set train.epochs=$E --teacher-seed 42
+add f1x4 --recipe sparse-kd --sparsity 0.9 --seeds 42 --tag 1x4-${E}ep --set train.epochs=$E prune.granularity=1x4 --teacher-seed 42
+add d0-s43 --recipe sparse-kd --sparsity 0 --seeds 43 --tag ${E}ep --set train.epochs=$E --teacher-seed 42
+add d0-s44 --recipe sparse-kd --sparsity 0 --seeds 44 --tag ${E}ep --set train.epochs=$E --teacher-seed 42
+q=("${q[@]:0:${LIMIT:-${#q[@]}}}")  # LIMIT=n: only the first n runs
+printf '%s\n' "${q[@]}" >"$WORK/logs/queue.txt"
+run_one() {
+  local name=${1%%|*} argv=${1#*|}
+  # shellcheck disable=SC2086
+  "${HS[@]}" $argv >"$WORK/logs/$name.log" 2>&1 && echo "[$name] $(grep "^{" "$WORK/logs/$name.log" | tail -1)" || echo "[$name] FAILED"
+}
+export -f run_one; export WORK; export HS_LINE="${HS[*]}"
+printf '%s\n' "${q[@]}" | xargs -P "$JOBS" -I{} bash -c 'HS=($HS_LINE); run_one "$@"' _ {}
+stamp queue done
