@@ -91,7 +91,10 @@ class Pruner(PruningMethod):
         for name, w in self.weights().items():
             grad = self.masks._params[name].grad
             if grad is not None:
-                self.stats[name] = self.criterion.accumulate(w, grad, self.stats[name])
+                state = self.stats[name]
+                if any(v.device != grad.device for v in state.values()):  # prepare() ran before the model moved
+                    state = {k: v.to(grad.device) for k, v in state.items()}
+                self.stats[name] = self.criterion.accumulate(w, grad, state)
         self.seen += 1
 
     def after_step(self, step, optimizer):
