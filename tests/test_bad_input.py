@@ -76,6 +76,7 @@ def test_model_without_prunable_matrices(run_args, capsys, tmp_path, tiny_models
     GPT2Model(GPT2Config(n_layer=1, n_embd=16, n_head=2, vocab_size=80, n_positions=64, pad_token_id=0)).save_pretrained(folder)
     for f in ("vocab.txt", "tokenizer_config.json"):
         shutil.copy(tiny_models["bert"] / f, folder / f)
+    capsys.readouterr()  # save_pretrained's progress bar (shown unless an earlier test quietened the libraries)
     args = run_args("x", "bert", "sst2", "--method", "gmp", "--sparsity", "0.5")
     args[args.index("--model") + 1] = str(folder)
     _fails(args, capsys, "targets.patterns")
