@@ -120,7 +120,7 @@ class Pruner(PruningMethod):
         if compensate:  # the survivors move for the newly pruned (OBS), from the masks every rank shares
             with torch.no_grad():
                 for n, w in weights.items():
-                    self.masks._params[n].add_(compensate(w, self.stats[n], before[n] & ~self.masks.masks[n]))
+                    self.masks._params[n].add_(compensate(w, self.stats[n], (before[n] & ~self.masks.masks[n]).to(w.device)))
         self.current = target
         if step == 0:
             self.masks.apply()
