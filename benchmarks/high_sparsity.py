@@ -37,6 +37,11 @@ MAIN = {"sst2": "accuracy", "mrpc": "f1", "stsb": "spearman", "cola": "mcc", "rt
 SST2_SUBSAMPLE = 8000
 TEACHER_RECIPE = "teacher"
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
+MODEL_NOTES = {  # what a table section of another starting model says about it
+    "all-MiniLM-L6-v2-fp16": "all-MiniLM-L6-v2 with its weights rounded to fp16 and back (`scripts/device_pack.py`: the fp32 "
+                             "file is over what a call to the lent GPU machine carries), trained there with "
+                             "`scripts/device_high_sparsity.sh`, 14 runs sharing the one GPU; minutes are that machine's.",
+}
 
 
 def recorded(cmd_args: list[str], commit: str | None = None) -> list[dict]:
@@ -188,9 +193,16 @@ def row_key(r: dict) -> tuple:
     return (r["recipe"], r.get("tag", ""), r["target_sparsity"], r.get("granularity", "unstructured"), r.get("criterion"))
 
 
-def grouped(recs: list[dict]) -> tuple[dict[tuple, dict[str, list[dict]]], dict[str, float]]:
+def model_of(r: dict) -> str:
+    return r.get("model", DEFAULT_MODEL)
+
+
+def grouped(recs: list[dict], model: str | None = DEFAULT_MODEL) -> tuple[dict[tuple, dict[str, list[dict]]], dict[str, float]]:
     """Rows (``row_key`` → task → the latest record of each seed) and, per task, the dense baseline:
-    the best seed-mean over dense rows (the teacher, or a recipe at sparsity 0)."""
+    the best seed-mean over dense rows (the teacher, or a recipe at sparsity 0), over the records of
+    one starting model (``None``: all). Another model (e.g. the fp16-rounded copy a GPU machine gets)
+    has its own rows and its own dense baseline."""
+    recs = [r for r in recs if model is None or model_of(r) == model]
     latest = records.latest(recs, key=lambda r: (*row_key(r), r["task"], r["seed"]))
     rows: dict[tuple, dict[str, list[dict]]] = {}
     for (*key, task, _seed), r in latest.items():
@@ -205,14 +217,25 @@ def grouped(recs: list[dict]) -> tuple[dict[tuple, dict[str, list[dict]]], dict[
 
 def table() -> str:
     recs = records.read(BENCHMARK)
-    rows, dense = grouped(recs)
-    tasks = [t for t in TASKS if any(t in v for v in rows.values())]
+    models = sorted({model_of(r) for r in recs}, key=lambda m: (m != DEFAULT_MODEL, m))
     lines = ["# High sparsity: all-MiniLM-L6-v2, five GLUE tasks", "",
              "Final model, full dev sets (SST-2 trained on a seeded 8,000-sentence subsample). Cells: mean ± sd over "
              "seeds when there are several (n = seeds). Share = the row's five-task average / the dense average, "
-             "where dense per task is the best dense row (the 3-epoch teacher or the same recipe at sparsity 0). "
-             "Minutes = training minutes summed over the row's tasks (first seed).", "",
-             "| recipe | tag | sparsity | pattern | criterion | " + " | ".join(f"{t} ({MAIN[t]})" for t in tasks)
+             "where dense per task is the best dense row of the same starting model (the 3-epoch teacher or the same "
+             "recipe at sparsity 0). Minutes = training minutes summed over the row's tasks (first seed)."]
+    for i, model in enumerate(models or [DEFAULT_MODEL]):
+        if i or len(models) > 1:
+            lines += ["", f"## {model}"] + (["", MODEL_NOTES[model]] if model in MODEL_NOTES else [])
+        lines += [""] + _model_table([r for r in recs if model_of(r) == model])
+    lines += ["", "Reproduce a cell: the `command` field of its record in `high_sparsity.jsonl`."]
+    return "\n".join(lines) + "\n"
+
+
+def _model_table(recs: list[dict]) -> list[str]:
+    """One starting model's rows, against its own dense baseline."""
+    rows, dense = grouped(recs, model=None)
+    tasks = [t for t in TASKS if any(t in v for v in rows.values())]
+    lines = ["| recipe | tag | sparsity | pattern | criterion | " + " | ".join(f"{t} ({MAIN[t]})" for t in tasks)
              + " | average | share of dense | min task share | epochs | minutes | n |",
              "|---|---|---|---|---|" + "---|" * (len(tasks) + 6)]
     for key in sorted(rows, key=lambda k: (k[2] > 0, k[2], k[0], k[1])):
@@ -243,9 +266,7 @@ def table() -> str:
                      f"| {key[0]} | {key[1] or '-'} | {key[2]:.2f} | {key[3]} | {key[4]} | " + " | ".join(cells)
                      + f" | {'-' if avg != avg else f'{avg:.2f}'} | - | - | {'/'.join(f'{e:g}' for e in epochs)} | {minutes:.0f} | {n} |")
     machines = sorted({r["machine"] for r in recs})
-    lines += ["", "Machines: " + "; ".join(machines) if machines else "",
-              "Reproduce a cell: the `command` field of its record in `high_sparsity.jsonl`."]
-    return "\n".join(lines) + "\n"
+    return lines + (["", "Machines: " + "; ".join(machines)] if machines else [])
 
 
 def main() -> None:

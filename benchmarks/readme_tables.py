@@ -84,9 +84,9 @@ def rpp() -> str:
 
 
 def _md_table(name: str) -> str:
-    """The first table of ``results/NAME.md`` (after its title and introduction)."""
+    """The first table of ``results/NAME.md`` (after its title, introduction and any section heading)."""
     path = records.RESULTS / f"{name}.md"
-    return path.read_text().split("\n\n", 2)[2].split("\n\n")[0] if path.exists() else ""
+    return next((b for b in path.read_text().split("\n\n") if b.startswith("|")), "") if path.exists() else ""
 
 
 def distill() -> str:

@@ -67,6 +67,22 @@ def test_table_shares_against_the_best_dense_and_seed_statistics(monkeypatch):
     assert cells[-1] == "3"
 
 
+def test_another_starting_model_gets_its_own_section_and_dense_baseline(monkeypatch):
+    store = [_rec(t, 80.0, 0.0, "teacher") for t in high_sparsity.TASKS] + [_rec(t, 72.0) for t in high_sparsity.TASKS]
+    other = "all-MiniLM-L6-v2-fp16"
+    store += [{**_rec(t, 90.0, 0.0, "teacher"), "model": other, "machine": "gpu"} for t in high_sparsity.TASKS]
+    store += [{**_rec(t, 72.0), "model": other, "machine": "gpu"} for t in high_sparsity.TASKS]
+    monkeypatch.setattr(records, "read", lambda benchmark: list(store))
+    md = high_sparsity.table()
+    first, second = md.split(f"## {other}")
+    shares = [[c.strip() for c in line.strip("|").split("|")][11] for part in (first, second)
+              for line in part.splitlines() if line.startswith("| sparse-kd | - | 0.90")]
+    assert shares == ["90.0%", "80.0%"]  # 72 against its own model's teacher: 80, then 90
+    assert "| teacher | - | 0.00" in first and "| teacher | - | 0.00" in second  # neither teacher hides the other
+    assert "Machines: m" in first and "Machines: gpu" in second
+    assert high_sparsity.grouped(store)[1]["mrpc"] == 80.0  # other benchmarks' baseline: the default model's
+
+
 def test_a_teacher_folder_is_reused_only_for_the_same_teacher(tmp_path):
     from bertprune.config import load_config, save_config
     from bertprune.recipes import recipe_file
