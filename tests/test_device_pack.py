@@ -1,0 +1,39 @@
+"""scripts/device_pack.py: what travels to a lent GPU machine comes back as the fp16-rounded model in fp32 and
+the GLUE files unchanged."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+
+from bertprune.testing import save_tiny_model
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "scripts"))
+import device_pack  # noqa: E402
+
+
+def test_pack_then_unpack_gives_the_rounded_model_in_fp32_and_the_glue_files(tmp_path):
+    model = save_tiny_model(tmp_path / "model", "bert")
+    glue = tmp_path / "glue"
+    for task in device_pack.TASK_FOLDERS:
+        (glue / task).mkdir(parents=True)
+        for split in ("train.tsv", "dev.tsv", "test.tsv"):
+            (glue / task / split).write_text(f"{task} {split}\n")
+    subprocess.run([sys.executable, str(REPO / "scripts" / "device_pack.py"), "pack", "--glue-dir", str(glue), "--model",
+                    str(model), "--out", str(tmp_path / "pack")], check=True, capture_output=True)
+    packed = load_file(tmp_path / "pack" / "model16" / device_pack.WEIGHTS)
+    assert {v.dtype for v in packed.values() if v.is_floating_point()} == {torch.float16}
+    device_pack.unpack(tmp_path / "pack", tmp_path / "there")
+    original = load_file(model / device_pack.WEIGHTS)
+    back = load_file(tmp_path / "there" / device_pack.MODEL_NAME / device_pack.WEIGHTS)
+    assert back.keys() == original.keys()
+    for k, v in original.items():
+        assert back[k].dtype == v.dtype
+        assert torch.equal(back[k], v.half().to(v.dtype) if v.is_floating_point() else v)
+    assert (tmp_path / "there" / device_pack.MODEL_NAME / "vocab.txt").read_text() == (model / "vocab.txt").read_text()
+    for task in device_pack.TASK_FOLDERS:
+        assert (tmp_path / "there" / "glue" / task / "dev.tsv").read_text() == f"{task} dev.tsv\n"
+        assert not (tmp_path / "there" / "glue" / task / "test.tsv").exists()  # test sets stay behind
