@@ -27,6 +27,11 @@ import records  # noqa: E402
 
 BENCHMARK = "squad"
 MODEL = "all-MiniLM-L6-v2"
+MODEL_NOTES = {  # what a table section of another starting model says about it
+    "all-MiniLM-L6-v2-fp16": "all-MiniLM-L6-v2 with its weights rounded to fp16 and back (`scripts/device_pack.py`: the fp32 "
+                             "file is over what a call to the lent GPU machine carries), trained there "
+                             "(`scripts/device_high_sparsity.sh` with `ROWS=squad`); minutes are that machine's.",
+}
 TRAIN_FILE, DEV_FILE = "train-v1.1-first44.json", "dev-v1.1.json"
 RECIPE = {
     "train.epochs": 2, "train.batch_size": 32, "train.lr": 1e-4, "train.warmup_ratio": 0.1, "train.weight_decay": 0.01,
@@ -47,27 +52,41 @@ SPARSE_KD_SQUAD = {"prune.schedule.every_epochs": 0.2}
 
 
 def run_dir(args, method, sparsity) -> Path:
-    return Path(args.out_dir) / f"{method}-{sparsity}"
+    tag = getattr(args, "tag", "")
+    return Path(args.out_dir) / (f"{method}-{sparsity}" + (f"-{tag}" if tag else ""))
+
+
+def teacher_dir(args) -> Path:
+    """The teacher of every distillation run: the plain dense run (a tagged variant distils it too)."""
+    return Path(args.out_dir) / "dense-0.0"
+
+
+def model_args(args) -> list[str]:
+    """``--model``, ``--tag`` and ``--set`` as a record's command names them (only when given)."""
+    model, tag, sets = getattr(args, "model", MODEL), getattr(args, "tag", ""), getattr(args, "set", [])
+    return (["--model", model] if model != MODEL else []) + (["--tag", tag] if tag else []) + (["--set", *sets] if sets else [])
 
 
 def run_config(args, method, sparsity, extra: list[str] | tuple[str, ...] = ()):
-    """The resolved config of one run (``args.smoke``: the tiny settings on top; ``extra``: overrides applied
-    last, e.g. a universal model's transfer in ``benchmarks/universal.py``)."""
+    """The resolved config of one run (``args.smoke``: the tiny settings on top; ``args.set``: the variant's
+    overrides, after the recipe; ``extra``: overrides applied last, e.g. a universal model's transfer in
+    ``benchmarks/universal.py``)."""
     from bertprune.config import DistillRunConfig, RunConfig, load_config
     from bertprune.recipes import DENSE_TWIN, recipe_file
 
     base = ({k: RECIPE[k] for k in SPARSE_KD_KEYS} | SPARSE_KD_SQUAD) if method == "sparse-kd" else dict(RECIPE)
     o = [f"{k}={v}" for k, v in (base | (SMOKE if args.smoke else {})).items()] + [
         "data.task=squad", f"data.squad_dir={args.squad_dir}", f"data.squad_train_file={TRAIN_FILE}",
-        f"data.squad_dev_file={DEV_FILE}", f"model.name={MODEL}", f"train.seed={args.seed}",
+        f"data.squad_dev_file={DEV_FILE}", f"model.name={getattr(args, 'model', MODEL)}", f"train.seed={args.seed}",
         f"output_dir={run_dir(args, method, sparsity)}", f"prune.sparsity={sparsity}",
     ]
+    extra = [*getattr(args, "set", []), *extra]
     if method == "sparse-kd":
-        o += [f"distill.teacher={run_dir(args, 'dense', 0.0)}"] + (list(DENSE_TWIN) if sparsity == 0 else [])
+        o += [f"distill.teacher={teacher_dir(args)}"] + (list(DENSE_TWIN) if sparsity == 0 else [])
         return load_config(recipe_file("sparse-kd"), o + list(extra), schema=DistillRunConfig)
     o.append(f"prune.method={'dense' if method == 'dense' else 'gmp'}")
     if method == "distill":
-        return load_config(None, o + [f"distill.teacher={run_dir(args, 'dense', 0.0)}", *extra], schema=DistillRunConfig)
+        return load_config(None, o + [f"distill.teacher={teacher_dir(args)}", *extra], schema=DistillRunConfig)
     return load_config(None, o + list(extra), schema=RunConfig)
 
 
@@ -78,30 +97,33 @@ def run_one(args, cfg, method) -> dict:
     return (distill if method in ("distill", "sparse-kd") else finetune)(cfg, quiet=args.quiet, **restart)
 
 
-def latest_runs() -> dict[tuple[str, float], dict]:
-    """The latest record of each (method, target sparsity)."""
-    return records.latest(records.read(BENCHMARK), key=lambda r: (r["method"], r["target_sparsity"]))
+def model_of(r: dict) -> str:
+    return r.get("model", MODEL)
 
 
-def best_dense_f1(runs: dict[tuple[str, float], dict]) -> float | None:
-    """The reference of every share: the best F1 at sparsity 0 (the dense run, or the sparse-kd twin)."""
-    return max((r["main_metric"] for (_, s), r in runs.items() if s == 0), default=None)
+def latest_runs() -> dict[tuple[str, float, str, str], dict]:
+    """The latest record of each (method, target sparsity, tag, starting model)."""
+    return records.latest(records.read(BENCHMARK), key=lambda r: (r["method"], r["target_sparsity"], r.get("tag", ""), model_of(r)))
+
+
+def best_dense_f1(runs: dict[tuple[str, float, str, str], dict], model: str = MODEL) -> float | None:
+    """The reference of every share: the best F1 at sparsity 0 (the dense run, or a sparse-kd twin) of
+    the same starting model."""
+    return max((r["main_metric"] for (_, s, _, m), r in runs.items() if s == 0 and m == model), default=None)
 
 
 def table() -> str:
     recs = latest_runs()
-    dense_f1 = best_dense_f1(recs)
+    models = sorted({k[3] for k in recs}, key=lambda m: (m != MODEL, m))
     lines = ["# SQuAD v1.1 (all-MiniLM-L6-v2)", "",
              f"Trained on `{TRAIN_FILE}` (11,877 questions), evaluated on the full dev set (10,570 questions) with the "
-             "official EM/F1; final model; share = F1 / the best dense F1 (the dense run, or the sparse-kd recipe at "
-             "sparsity 0: as many epochs again, from the dense run).", "",
-             "| method | target | achieved | non-zero encoder weights | EM | F1 | share of dense F1 | precision | train time |",
-             "|---|---|---|---|---|---|---|---|---|"]
-    for (method, s), r in sorted(recs.items(), key=lambda kv: (kv[0][0] != "dense", kv[0][0], kv[0][1])):
-        share = f"{100 * r['main_metric'] / dense_f1:.1f}%" if dense_f1 else "-"
-        lines.append(f"| {method} | {s:.2f} | {r['achieved_sparsity']:.4f} | {r['nonzero_encoder_params']:,} | "
-                     f"{100 * r['metrics']['exact_match']:.2f} | {r['main_metric']:.2f} | {share} | {'fp32' if r.get('precision', 'no') == 'no' else r['precision']} | "
-                     f"{r['train_seconds'] / 60:.0f} min |")
+             "official EM/F1; final model; share = F1 / the best dense F1 of the same starting model (the dense run, or "
+             "the sparse-kd recipe at sparsity 0: as many epochs again, from the dense run). A tag names a variant "
+             "(its overrides are in the record's command)."]
+    for i, model in enumerate(models):
+        if i or len(models) > 1:
+            lines += ["", f"## {model}"] + (["", MODEL_NOTES[model]] if model in MODEL_NOTES else [])
+        lines += [""] + _model_table({k: r for k, r in recs.items() if k[3] == model}, best_dense_f1(recs, model))
     some = next(iter(recs.values()), None)
     if some:
         lines += ["", f"Recipe (dense, gmp, distill): {json.dumps(RECIPE, sort_keys=True)}. sparse-kd: the shipped recipe "
@@ -112,11 +134,26 @@ def table() -> str:
     return "\n".join(lines) + "\n"
 
 
+def _model_table(recs: dict, dense_f1: float | None) -> list[str]:
+    lines = ["| method | tag | target | achieved | non-zero encoder weights | EM | F1 | share of dense F1 | epochs | precision | train time |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for (method, s, tag, _), r in sorted(recs.items(), key=lambda kv: (kv[0][0] != "dense", kv[0][0], kv[0][1], kv[0][2])):
+        share = f"{100 * r['main_metric'] / dense_f1:.1f}%" if dense_f1 else "-"
+        lines.append(f"| {method} | {tag or '-'} | {s:.2f} | {r['achieved_sparsity']:.4f} | {r['nonzero_encoder_params']:,} | "
+                     f"{100 * r['metrics']['exact_match']:.2f} | {r['main_metric']:.2f} | {share} | {r['epochs']:g} | "
+                     f"{'fp32' if r.get('precision', 'no') == 'no' else r['precision']} | {r['train_seconds'] / 60:.0f} min |")
+    return lines
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--squad-dir", default=os.environ.get("BERTPRUNE_SQUAD_DIR"))
     p.add_argument("--runs", nargs="+", default=[f"{m}-{s}" for m, s in RUNS], help="e.g. dense-0.0 gmp-0.9")
     p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--model", default=MODEL, help="the starting model (a record names it by its folder's name)")
+    p.add_argument("--set", nargs="*", default=[], metavar="key=value", help="overrides of every run named, after the "
+                   "recipe (e.g. train.epochs=10); give them a --tag")
+    p.add_argument("--tag", default="", help="names the variant: its run folders and table rows")
     p.add_argument("--out-dir", default="runs/bench-squad")
     p.add_argument("--quiet", action="store_true")
     p.add_argument("--resume", action="store_true", help="continue interrupted runs from their last checkpoint "
@@ -125,6 +162,8 @@ def main() -> None:
     args = p.parse_args()
     if not args.squad_dir:
         p.error("--squad-dir (or $BERTPRUNE_SQUAD_DIR) is required")
+    if args.set and not args.tag:
+        p.error("--set changes the runs: name the variant with --tag (its folders and rows must not mix with the plain runs')")
     if args.smoke:
         if "BERTPRUNE_BENCH_RESULTS" not in os.environ:
             p.error("--smoke needs $BERTPRUNE_BENCH_RESULTS, so that no smoke record lands in benchmarks/results")
@@ -139,13 +178,15 @@ def main() -> None:
         res = run_one(args, cfg, method)
         dev = res["final"]["dev"]
         records.append(BENCHMARK, {
-            "benchmark": BENCHMARK, "task": "squad", "model": MODEL, "method": method, "target_sparsity": s,
+            "benchmark": BENCHMARK, "task": "squad", "model": Path(args.model).name, "tag": args.tag, "method": method,
+            "target_sparsity": s,
             "achieved_sparsity": round(res["achieved_sparsity"], 6), "nonzero_encoder_params": res["nonzero_encoder_params"],
             "metrics": dev, "main_metric": round(100 * dev["f1"], 2), "split": "dev (all 10,570 questions)", "seed": args.seed,
             "train_examples": res["train_examples"], "epochs": cfg.train.epochs,
             "precision": cfg.train.mixed_precision,
             "train_seconds": round(res["train_seconds"], 1), "sec_per_step": round(res["sec_per_step_median"], 4),
-            "command": records.command_line("benchmarks/squad.py", ["--squad-dir", args.squad_dir, "--runs", f"{method}-{s}"]),
+            "command": records.command_line("benchmarks/squad.py", ["--squad-dir", args.squad_dir, "--runs", f"{method}-{s}",
+                                                                     *model_args(args)]),
             "git_commit": args.commit, "machine": records.machine(),
             "recipe": "sparse-kd" if method == "sparse-kd" else "squad",
             "notes": f"train_examples counts windows (features) of {TRAIN_FILE}; "

@@ -361,7 +361,7 @@ def squad_section(rows: list[dict]) -> list[str]:
              "| universal model | mask, transfer overrides | seed | EM | F1 | share of dense F1 | downstream sparse-kd F1 (share) | "
              "universal zeros kept | minutes |", "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        d = down.get(("sparse-kd", r["target_sparsity"])) if r.get("granularity") == "unstructured" else None
+        d = down.get(("sparse-kd", r["target_sparsity"], "", squad.MODEL)) if r.get("granularity") == "unstructured" else None
         beside = f"{d['main_metric']:.2f} ({share(d['main_metric'])})" if d else "-"
         lines.append(f"| {r['universal']} | {transfer_label(r)} | {r['seed']} | {100 * r['metrics']['exact_match']:.2f} | "
                      f"{r['main_metric']:.2f} | {share(r['main_metric'])} | {beside} | {r['universal_zeros_kept']:.4f} | "

@@ -8,6 +8,7 @@
 #              (the same with -d .dev/whl2 datasets==4.4.1: an older datasets in case its pyarrow is too old)
 #              The call: carry [".dev"], timeout_s 590; about 50 MB travel; its records come back in $OUT.
 # There:       BERTPRUNE_GIT_COMMIT=<sha> bash scripts/device_high_sparsity.sh   (carry .dev)
+#              (ROWS=squad: SQuAD instead of GLUE; see below)
 # It sets up, (SMOKE=1: runs a 1-epoch smoke row, stopping if that fails,) trains the teachers, then runs
 # the queue of rows below, most important first, JOBS at a time on the one GPU (each run is a small
 # model, bound by Python and kernel launches, so several share the GPU). Records land in
@@ -54,7 +55,7 @@ else
 fi
 
 sync_out() {
-  cp benchmarks/results/high_sparsity.jsonl "$OUT/" 2>/dev/null
+  cp benchmarks/results/high_sparsity.jsonl benchmarks/results/squad.jsonl "$OUT/" 2>/dev/null
   tar czf "$OUT/logs.tgz.tmp" -C "$WORK" logs 2>/dev/null && mv "$OUT/logs.tgz.tmp" "$OUT/logs.tgz"
 }
 ( while sleep 10; do sync_out; done ) &
@@ -71,6 +72,41 @@ if [ -n "${SMOKE:-}" ]; then
     tail -40 "$WORK/logs/smoke.log"; exit 1
   fi
   stamp smoke passed
+fi
+
+# ROWS=squad: SQuAD v1.1 instead (benchmarks/squad.py; pack with --squad-dir): the dense run (the teacher,
+# 2 epochs), then at once the sparse-kd runs at 2 epochs (the CPU's settings) and at E epochs with a mask
+# update every E/10 epochs (7 over the pruning phase, as at 2 epochs), each with its dense twin
+if [ "${ROWS:-glue}" = squad ]; then
+  SQ=($PY benchmarks/squad.py --squad-dir "${SQUAD:-$WORK/squad}" --model "$MODEL" --resume --quiet)
+  "${SQ[@]}" --runs dense-0.0 >"$WORK/logs/squad-dense.log" 2>&1 || { tail -30 "$WORK/logs/squad-dense.log"; exit 1; }
+  stamp dense done
+  E=$($PY - benchmarks/results/squad.jsonl "$MODEL" $(( $(date +%s) - t0 )) <<'PYEOF'
+import json, os, sys
+from pathlib import Path
+name = Path(sys.argv[2]).name
+step = [r["sec_per_step"] for r in map(json.loads, open(sys.argv[1])) if r.get("model") == name and r["method"] == "dense"][-1]
+budget = float(os.environ.get("BUDGET", 560)) - int(sys.argv[3]) - 40
+per_epoch = 376 * step * 2  # 12,022 windows / 32; KD's teacher pass and six runs at once
+fit = [e for e in (20, 10, 6, 4) if e * per_epoch <= budget and e <= int(os.environ.get("EPOCHS", 20))]
+print(fit[0] if fit else 2)
+print(f"dense {step:.4f} s/step, {per_epoch:.0f} s per epoch, budget {budget:.0f} s", file=sys.stderr)
+PYEOF
+)
+  stamp "epochs $E"
+  every=$($PY -c "print($E / 10)")
+  pids=()
+  for run in sparse-kd-0.9 sparse-kd-0.8 sparse-kd-0.0; do
+    "${SQ[@]}" --runs $run --tag ${E}ep --set train.epochs=$E prune.schedule.every_epochs=$every \
+      >"$WORK/logs/squad-$run-${E}ep.log" 2>&1 &
+    pids+=($!)
+    "${SQ[@]}" --runs $run >"$WORK/logs/squad-$run.log" 2>&1 &
+    pids+=($!)
+  done
+  wait "${pids[@]}"
+  for f in "$WORK"/logs/squad-*.log; do echo "$f: $(grep -c . "$f") lines"; done
+  stamp squad done
+  exit 0
 fi
 
 # 2. the teachers (3 epochs, dense), one per task, all at once

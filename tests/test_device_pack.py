@@ -22,8 +22,12 @@ def test_pack_then_unpack_gives_the_rounded_model_in_fp32_and_the_glue_files(tmp
         (glue / task).mkdir(parents=True)
         for split in ("train.tsv", "dev.tsv", "test.tsv"):
             (glue / task / split).write_text(f"{task} {split}\n")
+    squad = tmp_path / "squad"
+    squad.mkdir()
+    for name in device_pack.SQUAD_FILES:
+        (squad / name).write_text(f'{{"name": "{name}"}}')
     subprocess.run([sys.executable, str(REPO / "scripts" / "device_pack.py"), "pack", "--glue-dir", str(glue), "--model",
-                    str(model), "--out", str(tmp_path / "pack")], check=True, capture_output=True)
+                    str(model), "--squad-dir", str(squad), "--out", str(tmp_path / "pack")], check=True, capture_output=True)
     packed = load_file(tmp_path / "pack" / "model16" / device_pack.WEIGHTS)
     assert {v.dtype for v in packed.values() if v.is_floating_point()} == {torch.float16}
     device_pack.unpack(tmp_path / "pack", tmp_path / "there")
@@ -37,3 +41,5 @@ def test_pack_then_unpack_gives_the_rounded_model_in_fp32_and_the_glue_files(tmp
     for task in device_pack.TASK_FOLDERS:
         assert (tmp_path / "there" / "glue" / task / "dev.tsv").read_text() == f"{task} dev.tsv\n"
         assert not (tmp_path / "there" / "glue" / task / "test.tsv").exists()  # test sets stay behind
+    for name in device_pack.SQUAD_FILES:
+        assert (tmp_path / "there" / "squad" / name).read_text() == (squad / name).read_text()

@@ -31,3 +31,26 @@ def test_smoke_shrinks_every_run_and_leaves_the_full_recipe_alone(tmp_path):
     full = squad.run_config(_args(tmp_path), "dense", 0.0)
     assert full.train.batch_size == 32 and full.data.train_examples is None and full.train.mixed_precision == "no"
     assert full.train.warmup_ratio == 0.1 and full.prune.method == "dense"
+
+
+def test_a_tagged_variant_gets_its_overrides_and_folder_and_distils_the_plain_dense_run(tmp_path):
+    args = _args(tmp_path)
+    args.model, args.tag, args.set = str(tmp_path / "m16"), "10ep", ["train.epochs=10", "prune.schedule.every_epochs=1.0"]
+    cfg = squad.run_config(args, "sparse-kd", 0.9)
+    assert (cfg.train.epochs, cfg.prune.schedule.every_epochs) == (10, 1.0)  # after the recipe's 2 and 0.2
+    assert cfg.output_dir == str(tmp_path / "runs" / "sparse-kd-0.9-10ep")
+    assert cfg.distill.teacher == str(tmp_path / "runs" / "dense-0.0")
+    assert cfg.model.name == str(tmp_path / "m16")
+    assert squad.model_args(args) == ["--model", str(tmp_path / "m16"), "--tag", "10ep", "--set", *args.set]
+    assert squad.model_args(_args(tmp_path)) == []  # the plain runs' commands are as before
+
+
+def test_shares_are_against_the_dense_f1_of_the_same_starting_model():
+    def rec(method, s, f1, model=squad.MODEL, tag=""):
+        return {"method": method, "target_sparsity": s, "main_metric": f1, "tag": tag, "model": model}
+
+    runs = {(r["method"], r["target_sparsity"], r["tag"], r["model"]): r for r in
+            [rec("dense", 0.0, 70.0), rec("sparse-kd", 0.9, 50.0), rec("dense", 0.0, 80.0, "m16"),
+             rec("sparse-kd", 0.0, 82.0, "m16", "10ep")]}
+    assert squad.best_dense_f1(runs) == 70.0
+    assert squad.best_dense_f1(runs, "m16") == 82.0  # its tagged twin counts; the other model's dense does not
