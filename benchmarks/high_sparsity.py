@@ -37,11 +37,6 @@ MAIN = {"sst2": "accuracy", "mrpc": "f1", "stsb": "spearman", "cola": "mcc", "rt
 SST2_SUBSAMPLE = 8000
 TEACHER_RECIPE = "teacher"
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
-MODEL_NOTES = {  # what a table section of another starting model says about it
-    "all-MiniLM-L6-v2-fp16": "all-MiniLM-L6-v2 with its weights rounded to fp16 and back (`scripts/device_pack.py`: the fp32 "
-                             "file is over what a call to the lent GPU machine carries), trained there with "
-                             "`scripts/device_high_sparsity.sh`, 14 runs sharing the one GPU; minutes are that machine's.",
-}
 
 
 def recorded(cmd_args: list[str], commit: str | None = None) -> list[dict]:
@@ -225,7 +220,7 @@ def table() -> str:
              "recipe at sparsity 0). Minutes = training minutes summed over the row's tasks (first seed)."]
     for i, model in enumerate(models or [DEFAULT_MODEL]):
         if i or len(models) > 1:
-            lines += ["", f"## {model}"] + (["", MODEL_NOTES[model]] if model in MODEL_NOTES else [])
+            lines += ["", f"## {model}"] + (["", records.MODEL_NOTES[model]] if model in records.MODEL_NOTES else [])
         lines += [""] + _model_table([r for r in recs if model_of(r) == model])
     lines += ["", "Reproduce a cell: the `command` field of its record in `high_sparsity.jsonl`."]
     return "\n".join(lines) + "\n"

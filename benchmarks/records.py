@@ -21,6 +21,13 @@ REQUIRED = ["benchmark", "task", "model", "method", "target_sparsity", "achieved
             "command", "git_commit", "machine"]
 
 
+#: what a table section of another starting model than the default says about it
+MODEL_NOTES = {
+    "all-MiniLM-L6-v2-fp16": "all-MiniLM-L6-v2 with its weights rounded to fp16 and back (`scripts/device_pack.py`: the fp32 "
+                             "file is over what a call to the lent GPU machine carries), trained there with "
+                             "`scripts/device_high_sparsity.sh`, several runs sharing the one GPU; minutes are that machine's.",
+}
+
 CODE_PATHS = ["src", "benchmarks", "pyproject.toml"]  # what a result depends on (not README, not tests)
 
 

@@ -27,11 +27,6 @@ import records  # noqa: E402
 
 BENCHMARK = "squad"
 MODEL = "all-MiniLM-L6-v2"
-MODEL_NOTES = {  # what a table section of another starting model says about it
-    "all-MiniLM-L6-v2-fp16": "all-MiniLM-L6-v2 with its weights rounded to fp16 and back (`scripts/device_pack.py`: the fp32 "
-                             "file is over what a call to the lent GPU machine carries), trained there "
-                             "(`scripts/device_high_sparsity.sh` with `ROWS=squad`); minutes are that machine's.",
-}
 TRAIN_FILE, DEV_FILE = "train-v1.1-first44.json", "dev-v1.1.json"
 RECIPE = {
     "train.epochs": 2, "train.batch_size": 32, "train.lr": 1e-4, "train.warmup_ratio": 0.1, "train.weight_decay": 0.01,
@@ -122,7 +117,7 @@ def table() -> str:
              "(its overrides are in the record's command)."]
     for i, model in enumerate(models):
         if i or len(models) > 1:
-            lines += ["", f"## {model}"] + (["", MODEL_NOTES[model]] if model in MODEL_NOTES else [])
+            lines += ["", f"## {model}"] + (["", records.MODEL_NOTES[model]] if model in records.MODEL_NOTES else [])
         lines += [""] + _model_table({k: r for k, r in recs.items() if k[3] == model}, best_dense_f1(recs, model))
     some = next(iter(recs.values()), None)
     if some:
