@@ -121,7 +121,7 @@ stamp teachers done
 # epochs: as many as fit (at most EPOCHS), from the teachers' seconds per step (five at once) times 1.5
 # for distillation's teacher pass and JOBS runs at once (measured 2026-12-04 on one H200: teachers
 # 0.032-0.040 s/step, 14 sparse-kd runs at once 0.035-0.048; a 1-epoch run alone is no guide, its
-# median step was 0.26 s: every new batch shape is slow the first time), and CoLA's 268 steps per
+# median step was 0.26 s: likely because each new batch shape is slow the first time, not measured), and CoLA's 268 steps per
 # epoch (the longest task); the records carry the epochs each row got
 E=$($PY - benchmarks/results/high_sparsity.jsonl "$MODEL" $(( $(date +%s) - t0 )) <<'PYEOF'
 import json, os, sys
