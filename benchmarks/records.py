@@ -35,7 +35,8 @@ def git_commit() -> str:
     """HEAD, with ``-dirty`` when the code differs from it. Call it once, when a benchmark starts:
     the running process keeps the code it imported even if the files change later.
     ``$BERTPRUNE_GIT_COMMIT`` names it where the tree travelled without its history (a lent GPU machine
-    gets a copy of the committed tree, no ``.git``)."""
+    gets a copy of the working tree, no ``.git``): give it this function's value where the tree was
+    copied from, so that uncommitted code keeps its ``-dirty``."""
     if os.environ.get("BERTPRUNE_GIT_COMMIT"):
         return os.environ["BERTPRUNE_GIT_COMMIT"]
     try:
@@ -87,7 +88,10 @@ def read(benchmark: str) -> list[dict]:
     path = RESULTS / f"{benchmark}.jsonl"
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    text = path.read_text()
+    if not text.endswith("\n"):  # a line being appended by another process right now: not a record yet
+        text = text[: text.rfind("\n") + 1]
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
 def latest(records: list[dict], key) -> dict:

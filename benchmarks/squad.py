@@ -46,14 +46,21 @@ SPARSE_KD_KEYS = ("train.epochs", "data.max_length", "data.doc_stride", "data.ma
 SPARSE_KD_SQUAD = {"prune.schedule.every_epochs": 0.2}
 
 
+def model_dir(args) -> Path:
+    """The run folders of one starting model: ``--out-dir`` itself for the default, a subfolder for another
+    (a run of another model must never replace, or distil, the default model's runs)."""
+    model = getattr(args, "model", MODEL)
+    return Path(args.out_dir) / (Path(model).name if model != MODEL else "")
+
+
 def run_dir(args, method, sparsity) -> Path:
     tag = getattr(args, "tag", "")
-    return Path(args.out_dir) / (f"{method}-{sparsity}" + (f"-{tag}" if tag else ""))
+    return model_dir(args) / (f"{method}-{sparsity}" + (f"-{tag}" if tag else ""))
 
 
 def teacher_dir(args) -> Path:
-    """The teacher of every distillation run: the plain dense run (a tagged variant distils it too)."""
-    return Path(args.out_dir) / "dense-0.0"
+    """The teacher of every distillation run: the plain dense run of the same model (a tagged variant distils it too)."""
+    return model_dir(args) / "dense-0.0"
 
 
 def model_args(args) -> list[str]:

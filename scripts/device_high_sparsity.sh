@@ -28,14 +28,14 @@ t0=$(date +%s)
 stamp() { echo "[$(( $(date +%s) - t0 ))s] $*"; }
 
 PY=${PY:-python3}
-if [ -z "${LOCAL_TEST:-}" ]; then  # LOCAL_TEST=1: a dry run of this script here (CPU, tiny model: see tests)
+if [ -z "${LOCAL_TEST:-}" ]; then  # LOCAL_TEST=1: a dry run here (CPU; MODEL, GLUE, SQUAD: a tiny model and data)
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .dev/whl/*.whl || exit 1
 fi
 export PYTHONPATH=$PWD/src:/tmp/site
 if ! $PY -c "import datasets" 2>"$WORK/logs/datasets.err"; then
   cat "$WORK/logs/datasets.err" | tail -3
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .dev/whl2/*.whl || exit 1
-  python3 -c "import datasets" || exit 1
+  $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .dev/whl2/*.whl || exit 1
+  $PY -c "import datasets" || exit 1
 fi
 $PY -c "import torch, transformers, datasets, accelerate, bertprune.train
 print('torch', torch.__version__, 'transformers', transformers.__version__, 'datasets', datasets.__version__,
@@ -48,8 +48,9 @@ GLUE=${GLUE:-$WORK/glue}
 stamp setup done
 
 # MPS lets the runs' small kernels share the GPU at once instead of taking turns; without it they still run
+MPS=
 if nvidia-cuda-mps-control -d 2>/dev/null && $PY -c "import torch; torch.zeros(1).cuda()" 2>/dev/null; then
-  stamp MPS on
+  MPS=1; stamp MPS on
 else
   echo quit | nvidia-cuda-mps-control 2>/dev/null; stamp MPS off
 fi
@@ -60,7 +61,7 @@ sync_out() {
 }
 ( while sleep 10; do sync_out; done ) &
 SYNC=$!
-trap 'sync_out; kill $SYNC 2>/dev/null' EXIT
+trap 'sync_out; kill $SYNC 2>/dev/null; [ -n "$MPS" ] && echo quit | nvidia-cuda-mps-control' EXIT  # leave the GPU as found
 
 HS=($PY benchmarks/high_sparsity.py --glue-dir "$GLUE" --model "$MODEL" --resume --quiet)
 
@@ -97,13 +98,15 @@ PYEOF
   every=$($PY -c "print($E / 10)")
   pids=()
   for run in sparse-kd-0.9 sparse-kd-0.8 sparse-kd-0.0; do
-    "${SQ[@]}" --runs $run --tag ${E}ep --set train.epochs=$E prune.schedule.every_epochs=$every \
-      >"$WORK/logs/squad-$run-${E}ep.log" 2>&1 &
-    pids+=($!)
+    if [ "$E" != 2 ]; then  # 2 epochs is the plain runs' length
+      "${SQ[@]}" --runs $run --tag ${E}ep --set train.epochs=$E prune.schedule.every_epochs=$every \
+        >"$WORK/logs/squad-$run-${E}ep.log" 2>&1 &
+      pids+=($!)
+    fi
     "${SQ[@]}" --runs $run >"$WORK/logs/squad-$run.log" 2>&1 &
     pids+=($!)
   done
-  wait "${pids[@]}"
+  for p in "${pids[@]}"; do wait "$p"; done
   for f in "$WORK"/logs/squad-*.log; do echo "$f: $(grep -c . "$f") lines"; done
   stamp squad done
   exit 0
@@ -115,7 +118,11 @@ for t in mrpc stsb rte cola sst2; do
   "${HS[@]}" --teacher-only --tasks $t --seeds 42 >"$WORK/logs/teacher-$t.log" 2>&1 &
   pids+=($!)
 done
-wait "${pids[@]}"  # not a bare wait: the copying loop never ends
+failed=0
+for p in "${pids[@]}"; do wait "$p" || failed=1; done  # not a bare wait: the copying loop never ends
+if [ $failed = 1 ]; then  # the queue's runs would each train the missing teacher again, at once, in one folder
+  for f in "$WORK"/logs/teacher-*.log; do echo "== $f"; tail -5 "$f"; done; exit 1
+fi
 stamp teachers done
 
 # epochs: as many as fit (at most EPOCHS), from the teachers' seconds per step (five at once) times 1.5

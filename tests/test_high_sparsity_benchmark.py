@@ -111,3 +111,11 @@ def test_a_teacher_model_path_is_compared_as_a_folder(tmp_path, monkeypatch):
     sibling = load_config(recipe_file(high_sparsity.TEACHER_RECIPE), ["data.task=rte", "model.name=../models/n"])
     with pytest.raises(SystemExit, match="holds another teacher.*model.name"):
         high_sparsity.check_same_teacher(run, sibling)
+
+
+def test_records_read_skips_a_line_still_being_appended(tmp_path, monkeypatch):
+    monkeypatch.setattr(records, "RESULTS", tmp_path)
+    (tmp_path / "b.jsonl").write_text('{"a": 1}\n{"a": 2}\n{"a": ')  # another process is mid-write
+    assert records.read("b") == [{"a": 1}, {"a": 2}]
+    (tmp_path / "b.jsonl").write_text('{"a": 1}\n{"a": 2}\n')
+    assert records.read("b") == [{"a": 1}, {"a": 2}]

@@ -33,13 +33,13 @@ def test_smoke_shrinks_every_run_and_leaves_the_full_recipe_alone(tmp_path):
     assert full.train.warmup_ratio == 0.1 and full.prune.method == "dense"
 
 
-def test_a_tagged_variant_gets_its_overrides_and_folder_and_distils_the_plain_dense_run(tmp_path):
+def test_a_tagged_variant_gets_its_overrides_and_folder_and_distils_its_models_plain_dense_run(tmp_path):
     args = _args(tmp_path)
     args.model, args.tag, args.set = str(tmp_path / "m16"), "10ep", ["train.epochs=10", "prune.schedule.every_epochs=1.0"]
     cfg = squad.run_config(args, "sparse-kd", 0.9)
     assert (cfg.train.epochs, cfg.prune.schedule.every_epochs) == (10, 1.0)  # after the recipe's 2 and 0.2
-    assert cfg.output_dir == str(tmp_path / "runs" / "sparse-kd-0.9-10ep")
-    assert cfg.distill.teacher == str(tmp_path / "runs" / "dense-0.0")
+    assert cfg.output_dir == str(tmp_path / "runs" / "m16" / "sparse-kd-0.9-10ep")  # apart from the default model's runs
+    assert cfg.distill.teacher == str(tmp_path / "runs" / "m16" / "dense-0.0")
     assert cfg.model.name == str(tmp_path / "m16")
     assert squad.model_args(args) == ["--model", str(tmp_path / "m16"), "--tag", "10ep", "--set", *args.set]
     assert squad.model_args(_args(tmp_path)) == []  # the plain runs' commands are as before

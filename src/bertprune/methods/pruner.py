@@ -106,6 +106,9 @@ class Pruner(PruningMethod):
         if target <= self.current:
             return
         weights = self.weights()
+        for n, w in weights.items():  # prepare() ran before the model moved (e.g. to a GPU); a matrix without
+            if any(v.device != w.device for v in self.stats[n].values()):  # gradients kept its statistics there
+                self.stats[n] = {k: v.to(w.device) for k, v in self.stats[n].items()}
         if self.criterion.needs_grad and self.seen == 0:  # nothing accumulated yet (a jump at step 0)
             scores = {n: magnitude_score(w) for n, w in weights.items()}
         else:
