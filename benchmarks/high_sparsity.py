@@ -212,16 +212,13 @@ def grouped(recs: list[dict], model: str | None = DEFAULT_MODEL) -> tuple[dict[t
 
 def table() -> str:
     recs = records.read(BENCHMARK)
-    models = sorted({model_of(r) for r in recs}, key=lambda m: (m != DEFAULT_MODEL, m))
     lines = ["# High sparsity: all-MiniLM-L6-v2, five GLUE tasks", "",
              "Final model, full dev sets (SST-2 trained on a seeded 8,000-sentence subsample). Cells: mean ± sd over "
              "seeds when there are several (n = seeds). Share = the row's five-task average / the dense average, "
              "where dense per task is the best dense row of the same starting model (the 3-epoch teacher or the same "
              "recipe at sparsity 0). Minutes = training minutes summed over the row's tasks (first seed)."]
-    for i, model in enumerate(models or [DEFAULT_MODEL]):
-        if i or len(models) > 1:
-            lines += ["", f"## {model}"] + (["", records.MODEL_NOTES[model]] if model in records.MODEL_NOTES else [])
-        lines += [""] + _model_table([r for r in recs if model_of(r) == model])
+    lines += records.model_sections({model_of(r) for r in recs} or {DEFAULT_MODEL}, DEFAULT_MODEL,
+                                    lambda model: _model_table([r for r in recs if model_of(r) == model]))
     lines += ["", "Reproduce a cell: the `command` field of its record in `high_sparsity.jsonl`."]
     return "\n".join(lines) + "\n"
 

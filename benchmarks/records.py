@@ -28,6 +28,20 @@ MODEL_NOTES = {
                              "`scripts/device_high_sparsity.sh`, several runs sharing the one GPU; minutes are that machine's.",
 }
 
+
+
+def model_sections(models: set[str], default: str, body) -> list[str]:
+    """A results table's sections, one per starting model (``body(model)`` gives its lines): the default model
+    first, under no heading when it is the only one; any other under its name and its ``MODEL_NOTES``."""
+    ordered = sorted(models, key=lambda m: (m != default, m))
+    lines: list[str] = []
+    for i, model in enumerate(ordered):
+        if i or len(ordered) > 1:
+            lines += ["", f"## {model}"] + (["", MODEL_NOTES[model]] if model in MODEL_NOTES else [])
+        lines += [""] + body(model)
+    return lines
+
+
 CODE_PATHS = ["src", "benchmarks", "pyproject.toml"]  # what a result depends on (not README, not tests)
 
 

@@ -116,16 +116,13 @@ def best_dense_f1(runs: dict[tuple[str, float, str, str], dict], model: str = MO
 
 def table() -> str:
     recs = latest_runs()
-    models = sorted({k[3] for k in recs}, key=lambda m: (m != MODEL, m))
     lines = ["# SQuAD v1.1 (all-MiniLM-L6-v2)", "",
              f"Trained on `{TRAIN_FILE}` (11,877 questions), evaluated on the full dev set (10,570 questions) with the "
              "official EM/F1; final model; share = F1 / the best dense F1 of the same starting model (the dense run, or "
              "the sparse-kd recipe at sparsity 0: as many epochs again, from the dense run). A tag names a variant "
              "(its overrides are in the record's command)."]
-    for i, model in enumerate(models):
-        if i or len(models) > 1:
-            lines += ["", f"## {model}"] + (["", records.MODEL_NOTES[model]] if model in records.MODEL_NOTES else [])
-        lines += [""] + _model_table({k: r for k, r in recs.items() if k[3] == model}, best_dense_f1(recs, model))
+    lines += records.model_sections({k[3] for k in recs}, MODEL, lambda model: _model_table(
+        {k: r for k, r in recs.items() if k[3] == model}, best_dense_f1(recs, model)))
     some = next(iter(recs.values()), None)
     if some:
         lines += ["", f"Recipe (dense, gmp, distill): {json.dumps(RECIPE, sort_keys=True)}. sparse-kd: the shipped recipe "
