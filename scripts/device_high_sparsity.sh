@@ -78,22 +78,14 @@ fi
 # ROWS=squad: SQuAD v1.1 instead (benchmarks/squad.py; pack with --squad-dir): the dense run (the teacher,
 # 2 epochs), then at once the sparse-kd runs at 2 epochs (the CPU's settings) and at E epochs with a mask
 # update every E/10 epochs (7 over the pruning phase, as at 2 epochs), each with its dense twin
+# (E from the dense run's seconds per step, 376 steps per epoch (12,022 windows / 32), times 2 for KD's
+# teacher pass and six runs at once)
 if [ "${ROWS:-glue}" = squad ]; then
   SQ=($PY benchmarks/squad.py --squad-dir "${SQUAD:-$WORK/squad}" --model "$MODEL" --resume --quiet)
   "${SQ[@]}" --runs dense-0.0 >"$WORK/logs/squad-dense.log" 2>&1 || { tail -30 "$WORK/logs/squad-dense.log"; exit 1; }
   stamp dense done
-  E=$($PY - benchmarks/results/squad.jsonl "$MODEL" $(( $(date +%s) - t0 )) <<'PYEOF'
-import json, os, sys
-from pathlib import Path
-name = Path(sys.argv[2]).name
-step = [r["sec_per_step"] for r in map(json.loads, open(sys.argv[1])) if r.get("model") == name and r["method"] == "dense"][-1]
-budget = float(os.environ.get("BUDGET", 560)) - int(sys.argv[3]) - 40
-per_epoch = 376 * step * 2  # 12,022 windows / 32; KD's teacher pass and six runs at once
-fit = [e for e in (20, 10, 6, 4) if e * per_epoch <= budget and e <= int(os.environ.get("EPOCHS", 20))]
-print(fit[0] if fit else 2)
-print(f"dense {step:.4f} s/step, {per_epoch:.0f} s per epoch, budget {budget:.0f} s", file=sys.stderr)
-PYEOF
-)
+  E=$($PY scripts/device_epochs.py benchmarks/results/squad.jsonl --model "$MODEL" --elapsed $(( $(date +%s) - t0 )) \
+      --where method=dense --steps-per-epoch 376 --factor 2 --choices 20 10 6 4 --fallback 2)
   stamp "epochs $E"
   every=$($PY -c "print($E / 10)")
   pids=()
@@ -130,19 +122,8 @@ stamp teachers done
 # 0.032-0.040 s/step, 14 sparse-kd runs at once 0.035-0.048; a 1-epoch run alone is no guide, its
 # median step was 0.26 s: likely because each new batch shape is slow the first time, not measured), and CoLA's 268 steps per
 # epoch (the longest task); the records carry the epochs each row got
-E=$($PY - benchmarks/results/high_sparsity.jsonl "$MODEL" $(( $(date +%s) - t0 )) <<'PYEOF'
-import json, os, sys
-from pathlib import Path
-name = Path(sys.argv[2]).name
-teacher = max((r["sec_per_step"] for r in map(json.loads, open(sys.argv[1]))
-               if r.get("model") == name and r["recipe"] == "teacher"), default=0.05)
-budget = float(os.environ.get("BUDGET", 560)) - int(sys.argv[3]) - 40
-per_epoch = 268 * teacher * 1.5
-fit = [e for e in (30, 20, 15, 10, 8, 5) if e * per_epoch <= budget and e <= int(os.environ.get("EPOCHS", 20))]
-print(fit[0] if fit else 5)
-print(f"teachers {teacher:.4f} s/step, {per_epoch:.0f} s per CoLA epoch, budget {budget:.0f} s", file=sys.stderr)
-PYEOF
-)
+E=$($PY scripts/device_epochs.py benchmarks/results/high_sparsity.jsonl --model "$MODEL" --elapsed $(( $(date +%s) - t0 )) \
+    --where recipe=teacher --steps-per-epoch 268 --factor 1.5 --choices 30 20 15 10 8 5 --fallback 5)
 stamp "epochs $E"
 
 # 3. the queue, most important first: one line = one run (its high_sparsity.py arguments and a log name)

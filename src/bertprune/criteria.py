@@ -108,7 +108,7 @@ def snip_momentum_accumulate(w: torch.Tensor, grad: torch.Tensor, state: State, 
 
 
 def fisher_init(w: torch.Tensor) -> State:
-    return {"sq": torch.zeros_like(w, dtype=torch.float32), "n": torch.zeros((), dtype=torch.float32)}
+    return {"sq": torch.zeros_like(w, dtype=torch.float32), "n": torch.zeros((), dtype=torch.float32, device=w.device)}
 
 
 def fisher_accumulate(w: torch.Tensor, grad: torch.Tensor, state: State) -> State:
@@ -176,7 +176,7 @@ def obs_derive(state: State, damp: float = 1e-7) -> State:
     """F⁻¹ per block ("finv", [blocks, B, B]), computed in float64 and kept in float32 (as much memory as the
     sums it replaces; entries rounded to float32 move δw by ~1e-7 relative), with the ``damp`` it used, for
     :func:`obs_score` and :func:`obs_compensate` of one mask update."""
-    return {"finv": obs_inverse(state, damp).float(), "n": state["n"], "damp": torch.tensor(damp, dtype=torch.float64)}
+    return {"finv": obs_inverse(state, damp).float(), "n": state["n"], "damp": torch.tensor(damp, dtype=torch.float64, device=state["n"].device)}
 
 
 def _finv(state: State, damp: float) -> torch.Tensor:

@@ -316,6 +316,7 @@ def train(cfg, task: Task, resume: bool = False, overwrite: bool = False, quiet:
     model, tokenizer, train_set = built.model, built.tokenizer, built.train_set
     total_steps, steps_per_epoch = total_steps_of(cfg, len(train_set))
     method = method or build_method(cfg.prune, cfg.targets)
+    model.to(accelerator.device)  # first: the method makes its masks and statistics beside the weights
     method.prepare(model, total_steps, steps_per_epoch)  # errors (e.g. no prunable matrices) surface before training
     lengths = example_lengths(train_set) if cfg.train.group_by_length else None
     eval_loaders = make_eval_loaders(cfg, built, accelerator)

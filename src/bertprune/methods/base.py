@@ -3,7 +3,7 @@
 A method never owns the loop. The loop (:func:`bertprune.train.finetune`, or any loop of yours)
 calls a few named hooks, in this order::
 
-    method.prepare(model, total_steps)                 # choose target matrices, make first masks
+    method.prepare(model, total_steps)                 # choose target matrices, make first masks (model on its device)
     for step in range(1, total_steps + 1):             # step = optimizer steps done after this one
         outputs = model(**batch, **method.forward_kwargs())
         loss = method.loss(outputs.loss, outputs, batch)   # add or replace loss terms
@@ -50,7 +50,8 @@ class PruningMethod:
 
     # --- hooks --------------------------------------------------------------------------------
     def prepare(self, model: torch.nn.Module, total_steps: int, steps_per_epoch: int | None = None) -> None:
-        """Bind to ``model`` (unwrapped, before DDP) and the run's length; make the first masks."""
+        """Bind to ``model`` (unwrapped, before DDP, already on its device) and the run's length; make the
+        first masks. Masks and criterion statistics are made beside the weights and stay there."""
         self.total_steps = total_steps
         self.targets = model_targets(model, self.targets_cfg)
         params = dict(model.named_parameters())

@@ -292,11 +292,12 @@ class Distillation(PruningMethod):
                 f"the teacher's vocabulary has {t_cfg.vocab_size} tokens, the student's {s_cfg.vocab_size}: both read the same "
                 f"token ids, so the teacher must share the student's tokenizer (distill a model of the same family)"
             )
-        self.teacher = teacher
+        device = next(model.parameters()).device  # the teacher and the projection live beside the student
+        self.teacher = teacher.to(device)
         self.layer_pairs = list(zip(range(1, _layers(s_cfg) + 1), layer_map(_layers(s_cfg), _layers(t_cfg))))
         if _width(s_cfg) != _width(t_cfg) and self._needs_hidden():
             torch.manual_seed(0)
-            self.projection = torch.nn.Linear(_width(s_cfg), _width(t_cfg))
+            self.projection = torch.nn.Linear(_width(s_cfg), _width(t_cfg)).to(device)
         self.student_scores = AttentionScores(model, _heads(s_cfg)) if self.cfg.attn_weight > 0 else None
         self.teacher_scores = AttentionScores(teacher, _heads(t_cfg)) if self.cfg.attn_weight > 0 else None
 
@@ -312,11 +313,6 @@ class Distillation(PruningMethod):
 
     def loss(self, task_loss, outputs, batch):
         c = self.cfg
-        device = batch["input_ids"].device
-        if next(self.teacher.parameters()).device != device:
-            self.teacher.to(device)
-        if self.projection is not None and self.projection.weight.device != device:
-            self.projection.to(device)
         inputs = {k: v for k, v in batch.items() if k not in ("labels", "start_positions", "end_positions")}
         hidden = self._needs_hidden()
         with torch.no_grad():

@@ -91,10 +91,7 @@ class Pruner(PruningMethod):
         for name, w in self.weights().items():
             grad = self.masks._params[name].grad
             if grad is not None:
-                state = self.stats[name]
-                if any(v.device != grad.device for v in state.values()):  # prepare() ran before the model moved
-                    state = {k: v.to(grad.device) for k, v in state.items()}
-                self.stats[name] = self.criterion.accumulate(w, grad, state)
+                self.stats[name] = self.criterion.accumulate(w, grad, self.stats[name])
         self.seen += 1
 
     def after_step(self, step, optimizer):
@@ -106,9 +103,6 @@ class Pruner(PruningMethod):
         if target <= self.current:
             return
         weights = self.weights()
-        for n, w in weights.items():  # prepare() ran before the model moved (e.g. to a GPU); a matrix without
-            if any(v.device != w.device for v in self.stats[n].values()):  # gradients kept its statistics there
-                self.stats[n] = {k: v.to(w.device) for k, v in self.stats[n].items()}
         if self.criterion.needs_grad and self.seen == 0:  # nothing accumulated yet (a jump at step 0)
             scores = {n: magnitude_score(w) for n, w in weights.items()}
         else:
@@ -123,7 +117,7 @@ class Pruner(PruningMethod):
         if compensate:  # the survivors move for the newly pruned (OBS), from the masks every rank shares
             with torch.no_grad():
                 for n, w in weights.items():
-                    self.masks._params[n].add_(compensate(w, self.stats[n], (before[n] & ~self.masks.masks[n]).to(w.device)))
+                    self.masks._params[n].add_(compensate(w, self.stats[n], before[n] & ~self.masks.masks[n]))
         self.current = target
         if step == 0:
             self.masks.apply()

@@ -112,8 +112,6 @@ class ReweightedProximal(PruningMethod):
         if step % self.rpp.reweight_every == 0:
             self.alpha = {n: reweight(w, self.rpp.eps) for n, w in weights.items()}
         for name, w in weights.items():
-            if self.alpha[name].device != w.device:  # prepare() ran before the model moved (e.g. to a GPU)
-                self.alpha[name] = self.alpha[name].to(w.device)
             threshold = (lr_of[id(self.masks._params[name])] * self.gamma[name]) * self.alpha[name]
             w.copy_(prox_reweighted_l1(w, threshold))
         self.masks.update({n: w != 0 for n, w in weights.items()})  # exact zeros define the mask

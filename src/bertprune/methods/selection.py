@@ -97,4 +97,4 @@ def select_masks(scores: Mapping[str, torch.Tensor], sparsity: float, scope: str
 def masked_scores(scores: Mapping[str, torch.Tensor], masks: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Scores with already-pruned entries at ``-inf``, so a new mask never regrows them (NaN scores,
     e.g. from an overflowing step, count as lowest: the counts stay exact)."""
-    return {n: torch.nan_to_num(s.float(), nan=float("-inf")).masked_fill(~masks[n].to(s.device), float("-inf")) for n, s in scores.items()}
+    return {n: torch.nan_to_num(s.float(), nan=float("-inf")).masked_fill(~masks[n], float("-inf")) for n, s in scores.items()}
