@@ -178,7 +178,8 @@ def run_unit(args, task: str, seed: int) -> dict:
     if args.resume and done:  # --resume skips rows already recorded by this code (recipes included)
         return done[-1]
     results = (distill if is_distill else finetune)(cfg, **records.restart(args.resume), quiet=args.quiet)
-    record = record_of(results, cfg, task, seed, args.recipe, args.tag or "", cmd, args, str(teacher) if is_distill else None)
+    record = record_of(results, cfg, task, seed, args.recipe, args.tag or "", cmd, args,
+                       cfg.distill.teacher if is_distill else None)  # the resolved one: --set may name another
     records.append(BENCHMARK, record)
     return record
 
