@@ -4,7 +4,7 @@ Python API (works with any training loop)::
 
     from bertprune import GradualMagnitude, TargetConfig
     method = GradualMagnitude(sparsity=0.9)
-    method.prepare(model, total_steps)
+    method.prepare(model, total_steps)   # the model already on its device (masks and statistics are made there)
     ...  # your loop: call method.loss(...) and method.after_step(step, optimizer)
     masks = method.finalize()
     model.save_pretrained(out); masks.save(f"{out}/mask.safetensors")
