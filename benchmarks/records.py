@@ -29,7 +29,6 @@ MODEL_NOTES = {
 }
 
 
-
 def model_sections(models: set[str], default: str, body) -> list[str]:
     """A results table's sections, one per starting model (``body(model)`` gives its lines): the default model
     first, under no heading when it is the only one; any other under its name and its ``MODEL_NOTES``."""
@@ -99,7 +98,11 @@ def append(benchmark: str, record: dict) -> None:
 
 
 def read(benchmark: str) -> list[dict]:
-    path = RESULTS / f"{benchmark}.jsonl"
+    return read_file(RESULTS / f"{benchmark}.jsonl")
+
+
+def read_file(path: Path) -> list[dict]:
+    """The records of a results file (none if it does not exist yet)."""
     if not path.exists():
         return []
     text = path.read_text()

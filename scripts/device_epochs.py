@@ -12,10 +12,12 @@ teacher pass and the runs that share the GPU). Prints the most epochs of ``--cho
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import records  # noqa: E402  (the benchmarks' reader: it skips a line another process is still appending)
 
 MARGIN_S = 40  # the last records' copy and the call's own exit
 
@@ -28,9 +30,9 @@ def epochs_that_fit(sec_per_step: float, steps_per_epoch: int, factor: float, bu
     return max(fit) if fit else None
 
 
-def measured_step(records: Path, model: str, where: dict[str, str], default: float) -> float:
+def measured_step(path: Path, model: str, where: dict[str, str], default: float) -> float:
     """The slowest seconds per step among the records of ``model`` matching every ``key=value``."""
-    steps = [r["sec_per_step"] for r in map(json.loads, records.read_text().splitlines() if records.exists() else [])
+    steps = [r["sec_per_step"] for r in records.read_file(path)
              if r.get("model") == model and all(str(r.get(k)) == v for k, v in where.items())]
     return max(steps, default=default)
 
