@@ -91,6 +91,7 @@ def record_of(results: dict, cfg, task: str, seed: int, recipe: str, tag: str, c
         "tag": tag,
         "lr": cfg.train.lr,
         "teacher": teacher,
+        **({"teacher_agreement": results["teacher_agreement"]["dev"]} if "teacher_agreement" in results else {}),
         "notes": (f"final model, full dev set; precision {cfg.train.mixed_precision}; "
                   + (f"SST-2 subsample {SST2_SUBSAMPLE} of 67,349 (seeded); " if task == "sst2" else "")
                   + (f"student starts from the teacher ({teacher}); " if teacher and getattr(cfg, 'distill', None)

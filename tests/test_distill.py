@@ -167,6 +167,7 @@ def test_distill_cli_end_to_end(run_args, tiny_models, tiny_glue, tmp_path):
     assert results["method"] == "distill" and results["method_summary"]["pruning"] == "gmp"
     assert results["achieved_sparsity"] == pytest.approx(0.9, abs=2e-3)
     assert set(results["final"]["dev"]) == {"pearson", "spearman"}
+    assert set(results["teacher_agreement"]["dev"]) == {"pearson", "spearman"}  # STS-B: against the teacher's scores
     log = [json.loads(x) for x in (tmp_path / "d" / "metrics.jsonl").read_text().splitlines()]
     assert all({"loss_attn", "loss_hidden", "loss_pred"} <= set(r) for r in log if "loss" in r)
     from transformers import AutoModelForSequenceClassification
@@ -189,3 +190,29 @@ def test_teacher_for_another_task_is_refused(run_args, tiny_models, tiny_glue, t
     with pytest.raises(SystemExit):
         main(args)
     assert "no trained classification head" in capsys.readouterr().err
+
+
+def test_teacher_agreement_is_the_task_metric_against_the_teachers_predictions(tiny_classifier):
+    from accelerate import Accelerator
+
+    from bertprune.config import RunConfig
+    from bertprune.fidelity import teacher_agreement
+    from bertprune.tasks.glue import GlueTask
+
+    cfg = RunConfig()
+    cfg.data.task = "sst2"
+    task = GlueTask(cfg)
+    g = torch.Generator().manual_seed(0)
+    loader = [{"input_ids": torch.randint(5, 20, (8, 10), generator=g), "attention_mask": torch.ones(8, 10, dtype=torch.long),
+               "labels": torch.randint(0, 2, (8,), generator=g)} for _ in range(4)]  # 32 random "sentences"
+    teacher, student = tiny_classifier("bert", 2, seed=0), tiny_classifier("bert", 2, seed=1)
+    student.train()
+    accelerator = Accelerator(cpu=True)
+    assert teacher_agreement(task, teacher, teacher, {"dev": loader}, accelerator)["dev"]["accuracy"] == 1.0
+    got = teacher_agreement(task, student, teacher, {"dev": loader}, accelerator)["dev"]
+    assert student.training  # its mode is restored
+    with torch.no_grad():
+        s = torch.cat([student.eval()(**b).logits.argmax(-1) for b in loader])
+        t = torch.cat([teacher.eval()(**b).logits.argmax(-1) for b in loader])
+    assert got["accuracy"] == pytest.approx((s == t).float().mean().item())  # the share of equal predictions
+    assert teacher_agreement(object(), student, teacher, {"dev": loader}, accelerator) is None  # e.g. SQuAD

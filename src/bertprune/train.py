@@ -35,6 +35,7 @@ from . import checkpoint as ckpt
 from . import faultpoints
 from .config import save_config
 from .errors import BertpruneError, DivergenceError
+from .fidelity import teacher_agreement
 from .masks import MASK_FILE
 from .methods import PruningMethod, build_method
 from .modelcard import invocation, model_card
@@ -424,6 +425,8 @@ def train(cfg, task: Task, resume: bool = False, overwrite: bool = False, quiet:
     if last_eval is None or last_eval["step"] != progress.step:
         last_eval = {"step": progress.step, **evaluate(task, model, eval_loaders, accelerator)}
         log.write({"step": progress.step, "eval": last_eval, "after": "finalize"})
+    teacher = getattr(method, "teacher", None)  # distillation: how closely does the final student copy it?
+    agreement = teacher_agreement(task, model, teacher, eval_loaders, accelerator) if teacher is not None else None
     results = {
         "task": task.name,
         "method": method.name,
@@ -441,6 +444,7 @@ def train(cfg, task: Task, resume: bool = False, overwrite: bool = False, quiet:
         "processes": accelerator.num_processes,
         "method_summary": method.summary(),
         **progress.before_training,
+        **({"teacher_agreement": agreement} if agreement is not None else {}),  # task metrics vs the teacher's predictions
     }
     if main:
         save_hf_checkpoint(out / FINAL, unwrapped, tokenizer, masks, task, {"eval": last_eval})

@@ -64,18 +64,20 @@ class GlueTask(Task):
         return model
 
     @torch.no_grad()
+    def predict(self, model, loader, accelerator):
+        """(predictions, gold labels) of ``model`` over ``loader``, gathered from every process: the
+        predicted class, or the score for regression."""
+        preds, golds = [], []
+        for batch in loader:
+            logits = model(**batch).logits
+            pred = logits.squeeze(-1).float() if self.spec.is_regression else logits.argmax(-1)
+            pred, gold = accelerator.gather_for_metrics((pred, batch["labels"]))
+            preds.append(pred.cpu())
+            golds.append(gold.cpu())
+        return torch.cat(preds).numpy(), torch.cat(golds).numpy()
+
     def evaluate(self, model, loaders, accelerator):
-        results = {}
-        for name, loader in loaders.items():
-            preds, golds = [], []
-            for batch in loader:
-                logits = model(**batch).logits
-                pred = logits.squeeze(-1).float() if self.spec.is_regression else logits.argmax(-1)
-                pred, gold = accelerator.gather_for_metrics((pred, batch["labels"]))
-                preds.append(pred.cpu())
-                golds.append(gold.cpu())
-            results[name] = self.metrics(torch.cat(preds).numpy(), torch.cat(golds).numpy())
-        return results
+        return {name: self.metrics(*self.predict(model, loader, accelerator)) for name, loader in loaders.items()}
 
     def metrics(self, predictions, labels) -> dict[str, float]:
         return glue_metrics(self.name, predictions, labels)
