@@ -26,11 +26,12 @@ def agreement_of(run: Path) -> dict:
     accelerator = make_accelerator(cfg)
     built = task.build(accelerator)
     loaders = make_eval_loaders(cfg, built, accelerator)
-    teacher = task.load_teacher(cfg.distill.teacher)
+    # prepared as in training: the run's mixed precision (bf16 autocast) applies to every forward
+    student, teacher = accelerator.prepare(built.model), accelerator.prepare(task.load_teacher(cfg.distill.teacher))
     return {"run": str(run), "task": task.name, "teacher": cfg.distill.teacher,
-            "student_dev": evaluate(task, built.model, loaders, accelerator)["dev"],
+            "student_dev": evaluate(task, student, loaders, accelerator)["dev"],
             "teacher_dev": evaluate(task, teacher, loaders, accelerator)["dev"],
-            "agreement": teacher_agreement(task, built.model, teacher, loaders, accelerator)["dev"]}
+            "agreement": teacher_agreement(task, student, teacher, loaders, accelerator)["dev"]}
 
 
 def main(argv=None) -> int:

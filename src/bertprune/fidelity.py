@@ -16,7 +16,7 @@ from typing import Any
 def teacher_agreement(task, student, teacher, loaders: dict, accelerator) -> dict[str, dict[str, float]] | None:
     """``{split: metrics of the student's predictions against the teacher's}`` over ``loaders``; None for a task
     without per-example predictions (``task.predict``), e.g. SQuAD or the masked-LM stage. Both models run in
-    eval mode; the student's mode is restored."""
+    eval mode under the accelerator's autocast; their modes are restored."""
     if not callable(getattr(task, "predict", None)):
         return None
     modes = [(m, m.training) for m in (student, teacher)]
@@ -25,8 +25,9 @@ def teacher_agreement(task, student, teacher, loaders: dict, accelerator) -> dic
     try:
         out: dict[str, Any] = {}
         for name, loader in loaders.items():
-            s, _ = task.predict(student, loader, accelerator)
-            t, _ = task.predict(teacher, loader, accelerator)
+            with accelerator.autocast():  # the precision both ran in during training (the teacher is not prepared)
+                s, _ = task.predict(student, loader, accelerator)
+                t, _ = task.predict(teacher, loader, accelerator)
             out[name] = task.metrics(s, t)
         return out
     finally:
