@@ -260,7 +260,46 @@ def _model_table(recs: list[dict]) -> list[str]:
                      f"| {key[0]} | {key[1] or '-'} | {key[2]:.2f} | {key[3]} | {key[4]} | " + " | ".join(cells)
                      + f" | {'-' if avg != avg else f'{avg:.2f}'} | - | - | {'/'.join(f'{e:g}' for e in epochs)} | {minutes:.0f} | {n} |")
     machines = sorted({r["machine"] for r in recs})
-    return lines + (["", "Machines: " + "; ".join(machines)] if machines else [])
+    return lines + (["", "Machines: " + "; ".join(machines)] if machines else []) + _agreement_table(recs)
+
+
+AGREEMENT = {"stsb": "spearman"}  # what "agrees" means per task: equal predictions (accuracy) unless named here
+
+
+def _teacher_score(recs: list[dict], r: dict) -> float | None:
+    """The dev score of the teacher a record distilled from: the latest teacher record of its task, seed (the
+    folder's ``-sN``) and machine kind (teachers reproduce per CPU model, not across)."""
+    seed = (r.get("teacher") or "").rpartition("-s")[2]
+    mine = [x for x in recs if x["recipe"] == TEACHER_RECIPE and x["task"] == r["task"] and str(x["seed"]) == seed
+            and x["machine"] == r["machine"]]
+    return mine[-1]["main_metric"] if mine else None
+
+
+def _agreement_table(recs: list[dict]) -> list[str]:
+    """Rows whose records carry ``teacher_agreement`` (commit fffa5d5 on): the task's metric of the final student
+    with the teacher's predictions as labels, beside both models' dev scores. A student can only copy its teacher:
+    high agreement with a weak teacher explains a low score."""
+    have = [r for r in recs if r.get("teacher_agreement")]
+    if not have:
+        return []
+    lines = ["", "Agreement with the teacher (records that carry it): the share of dev examples where the final student "
+             "predicts the teacher's class (STS-B: Spearman to the teacher's scores), mean over seeds.", "",
+             "| recipe | tag | sparsity | criterion | task | dev score | teacher's dev score | agreement | n |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    latest = records.latest(have, key=lambda r: (*row_key(r), r["task"], r["seed"]))
+    by_row: dict[tuple, list[dict]] = {}
+    for (*key, task, _seed), r in latest.items():
+        by_row.setdefault((*key, task), []).append(r)
+    for key in sorted(by_row, key=lambda k: (k[2], k[0], k[1], TASKS.index(k[5]) if k[5] in TASKS else 99)):
+        rs = by_row[key]
+        task = key[5]
+        agree = statistics.mean(100 * x["teacher_agreement"][AGREEMENT.get(task, "accuracy")] for x in rs)
+        teachers = {_teacher_score(recs, x) for x in rs} - {None}
+        teacher = "/".join(f"{t:.2f}" for t in sorted(teachers)) or "-"
+        score = statistics.mean(x["main_metric"] for x in rs)
+        lines.append(f"| {key[0]} | {key[1] or '-'} | {key[2]:.2f} | {key[4]} | {task} | {score:.2f} | {teacher} | "
+                     f"{agree:.1f}% | {len(rs)} |")
+    return lines
 
 
 def main() -> None:

@@ -67,6 +67,23 @@ def test_table_shares_against_the_best_dense_and_seed_statistics(monkeypatch):
     assert cells[-1] == "3"
 
 
+def test_agreement_rows_stand_beside_the_teacher_of_the_same_seed_and_machine(monkeypatch):
+    teacher = {**_rec("rte", 57.4, 0.0, "teacher"), "teacher": None}
+    other_machine = {**_rec("rte", 60.0, 0.0, "teacher"), "machine": "gpu"}  # another kind of machine: not this teacher
+    store = [_rec(t, 80.0, 0.0, "teacher") for t in ("mrpc", "stsb")] + [teacher, other_machine]
+    store += [{**_rec("rte", m, seed=s), "teacher": "runs/x/teacher-rte-s42", "teacher_agreement": {"accuracy": a}}
+              for s, m, a in ((42, 54.0, 0.70), (43, 52.0, 0.80))]
+    store += [{**_rec("stsb", 84.0), "teacher": "runs/x/teacher-stsb-s42",
+               "teacher_agreement": {"pearson": 0.5, "spearman": 0.9}}]
+    store += [_rec("mrpc", 84.0)]  # an older record without agreement: no agreement row
+    monkeypatch.setattr(records, "read", lambda benchmark: list(store))
+    md = high_sparsity.table()
+    rows = [line for line in md.split("Agreement with the teacher")[1].splitlines() if line.startswith("| sparse-kd")]
+    assert rows == ["| sparse-kd | - | 0.90 | magnitude | stsb | 84.00 | 80.00 | 90.0% | 1 |",
+                    "| sparse-kd | - | 0.90 | magnitude | rte | 53.00 | 57.40 | 75.0% | 2 |"]
+    assert not any("Agreement" in line for line in high_sparsity._model_table([_rec("mrpc", 84.0)]))
+
+
 def test_another_starting_model_gets_its_own_section_and_dense_baseline(monkeypatch):
     store = [_rec(t, 80.0, 0.0, "teacher") for t in high_sparsity.TASKS] + [_rec(t, 72.0) for t in high_sparsity.TASKS]
     other = "all-MiniLM-L6-v2-fp16"
