@@ -57,7 +57,7 @@ def _run_parser(sub, name: str, help: str, description: str) -> argparse.Argumen
     p = sub.add_parser(name, help=help, description=description)
     p.add_argument("overrides", nargs="*", metavar="key.sub=value", help="config overrides")
     p.add_argument("--config", help="YAML recipe (a file)")
-    p.add_argument("--recipe", help="a recipe shipped with bertprune, by name (e.g. sparse-kd-90); see bertprune/recipes/")
+    p.add_argument("--recipe", help="a recipe shipped with bertprune, by name (e.g. sparse-kd); see bertprune/recipes/")
     p.add_argument("--model", help="all-MiniLM-L6-v2 (default), a local HF folder or a hub id")
     return p
 
