@@ -286,10 +286,8 @@ def _agreement_table(recs: list[dict]) -> list[str]:
              "predicts the teacher's class (STS-B: Spearman to the teacher's scores), mean over seeds.", "",
              "| recipe | tag | sparsity | criterion | task | dev score | teacher's dev score | agreement | n |",
              "|---|---|---|---|---|---|---|---|---|"]
-    latest = records.latest(have, key=lambda r: (*row_key(r), r["task"], r["seed"]))
-    by_row: dict[tuple, list[dict]] = {}
-    for (*key, task, _seed), r in latest.items():
-        by_row.setdefault((*key, task), []).append(r)
+    rows = grouped(have, model=None)[0]  # row → task → the latest record of each seed, as the main table
+    by_row = {(*key, task): rs for key, by_task in rows.items() for task, rs in by_task.items()}
     for key in sorted(by_row, key=lambda k: (k[2], k[0], k[1], TASKS.index(k[5]) if k[5] in TASKS else 99)):
         rs = by_row[key]
         task = key[5]
