@@ -1,0 +1,203 @@
+"""Benchmark: which start can a fixed 90% mask be fine-tuned from? Controls for the universal transfer.
+
+A universal 90% model keeps zero-shot STS-B near 79 but fine-tunes with its mask fixed to ~20 Spearman
+(``results/universal.md``), where pruning downstream keeps 85. These runs separate the suspects: the
+universal *weights*, the universal *mask*, and the *start* (pre-trained or task-trained weights).
+
+Each run builds a start = some weights × some mask, then fine-tunes the task with the mask fixed by the
+universal transfer's recipe (``sparse-kd``'s dense twin, KD from the task's dense teacher of
+``benchmarks/high_sparsity.py``, ``distill.init_from_teacher=false``, ``prune.mask=`` the start's mask):
+
+* ``--start``: ``pretrained`` (``--model``), ``teacher`` (the task's dense teacher, trained if missing), or
+  a model folder (a universal model's ``final``, a pruned run's ``final``);
+* ``--mask``: ``magnitude`` (one-shot: the start's own weights, global magnitude over the pruned matrices,
+  at ``--sparsity``), ``zeros`` (the start's own exact zeros), or a ``mask.safetensors``.
+
+    python benchmarks/fixed_mask.py --glue-dir ../shared/data/glue --tasks stsb --start pretrained --mask magnitude
+    python benchmarks/fixed_mask.py --glue-dir ../shared/data/glue --tasks stsb --start teacher \\
+        --mask runs/bench-universal/<universal model>/final/mask.safetensors
+    python benchmarks/fixed_mask.py --table
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import shutil
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import high_sparsity  # noqa: E402
+import records  # noqa: E402
+
+BENCHMARK = "fixed_mask"
+RECIPE = "sparse-kd"
+
+
+def start_label(start: str) -> str:
+    """``pretrained``/``teacher``, or the run folder a ``final`` folder belongs to."""
+    if start in ("pretrained", "teacher"):
+        return start
+    p = Path(start)
+    return p.parent.name if p.name == "final" else p.name
+
+
+def mask_label(mask: str) -> str:
+    """``magnitude``/``zeros``, or the run folder a mask file belongs to (``<run>/final/mask.safetensors``)."""
+    if mask in ("magnitude", "zeros"):
+        return mask
+    p = Path(mask)
+    return p.parent.parent.name if p.parent.name == "final" else p.parent.name
+
+
+def one_shot_masks(weights: dict, names: list[str], sparsity: float) -> dict:
+    """Keep-masks of ``names``: the lowest-|w| ``sparsity`` of them all ranked together (global scope)."""
+    from bertprune.criteria import magnitude_score
+    from bertprune.methods.selection import select_masks
+
+    return select_masks({n: magnitude_score(weights[n].float()) for n in names}, sparsity, scope="global")
+
+
+def build_start(weights_dir: Path, mask: str, sparsity: float, out: Path) -> float:
+    """``out`` = the model folder ``weights_dir`` with the mask's zeros baked in, and the mask beside it
+    (``mask.safetensors``). Returns the share of the pruned matrices' entries kept."""
+    from safetensors.torch import load_file, save_file
+
+    from bertprune.masks import MASK_FILE, Masks
+    from bertprune.targets import select_targets
+
+    weights = load_file(str(weights_dir / "model.safetensors"))
+    model_type = json.loads((weights_dir / "config.json").read_text()).get("model_type")
+    names = [t.name for t in select_targets([(n, tuple(w.shape)) for n, w in weights.items()], model_type)]
+    if mask == "magnitude":
+        masks = Masks(one_shot_masks(weights, names, sparsity))
+    elif mask == "zeros":
+        masks = Masks.from_weights({n: weights[n] for n in names})
+    else:
+        masks = Masks.load(mask).aligned(weights).check_against(weights, mask)
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    for f in weights_dir.iterdir():  # config, tokenizer, ... (not sub-folders)
+        if f.is_file() and f.name not in ("model.safetensors", MASK_FILE):
+            shutil.copy(f, out / f.name)
+    for n, m in masks.masks.items():
+        weights[n] = weights[n] * m.to(weights[n].dtype)
+    save_file(weights, str(out / "model.safetensors"), metadata={"format": "pt"})
+    masks.save(out / MASK_FILE)
+    return 1.0 - masks.sparsity()
+
+
+def run_name(task: str, args, seed: int) -> str:
+    key = json.dumps([args.start, args.mask, args.sparsity, sorted(args.set)])
+    return f"{task}-{start_label(args.start)}-{mask_label(args.mask)}-s{seed}-{hashlib.sha1(key.encode()).hexdigest()[:6]}"
+
+
+def run(args, task: str, seed: int) -> dict:
+    from bertprune.config import DistillRunConfig, load_config
+    from bertprune.masks import MASK_FILE
+    from bertprune.models import resolve_model_path
+    from bertprune.recipes import DENSE_TWIN, recipe_file
+    from bertprune.train import FINAL, distill
+
+    cmd = ["--glue-dir", args.glue_dir, *high_sparsity.model_args(args), "--tasks", task, "--seeds", str(seed),
+           "--start", args.start, "--mask", args.mask] + (["--sparsity", str(args.sparsity)] if args.mask == "magnitude" else []) \
+        + (["--set", *args.set] if args.set else [])
+    command = records.command_line("benchmarks/fixed_mask.py", cmd)
+    done = [r for r in records.read(BENCHMARK) if r["command"] == command and r["git_commit"] == args.commit]
+    if args.resume and done:
+        return done[-1]
+    teacher_args = argparse.Namespace(glue_dir=args.glue_dir, model=args.model, out_dir=args.teachers,
+                                      resume=args.resume, quiet=args.quiet, commit=args.commit)
+    teacher = high_sparsity.ensure_teacher(teacher_args, task, seed)
+    source = {"pretrained": Path(resolve_model_path(args.model)), "teacher": teacher / FINAL}.get(args.start, Path(args.start))
+    out = Path(args.out_dir) / run_name(task, args, seed)
+    kept = build_start(source, args.mask, args.sparsity, out / "start")
+    overrides = high_sparsity.task_overrides(task, args, seed) + [
+        f"model.name={out / 'start'}", f"distill.teacher={teacher}", "distill.init_from_teacher=false",
+        *DENSE_TWIN, f"prune.mask={out / 'start' / MASK_FILE}", *args.set]
+    cfg = load_config(recipe_file(RECIPE), overrides, schema=DistillRunConfig)
+    cfg.output_dir = str(out / "run")
+    results = distill(cfg, overwrite=True, quiet=args.quiet)  # the start is rebuilt, so the run starts over
+    dev = results["final"]["dev"]
+    teacher_dev = json.loads((teacher / "results.json").read_text())["final"]["dev"]
+    main = high_sparsity.MAIN[task]
+    rec = {"benchmark": BENCHMARK, "task": task, "model": Path(args.model).name, "split": "dev", "seed": seed,
+           "command": command, "git_commit": args.commit, "machine": records.machine(),
+           "method": "fixed-mask", "start": start_label(args.start), "mask": mask_label(args.mask),
+           "target_sparsity": round(1.0 - kept, 4), "achieved_sparsity": round(results["achieved_sparsity"], 6),
+           "nonzero_encoder_params": results["nonzero_encoder_params"],
+           "metrics": dev, "main_metric": round(100 * dev[main], 2), "teacher_metric": round(100 * teacher_dev[main], 2),
+           "train_examples": results["train_examples"], "epochs": cfg.train.epochs,
+           "train_seconds": round(results["train_seconds"], 1), "steps": results["steps"],
+           "sec_per_step": round(results["sec_per_step_median"], 4), "recipe": f"{RECIPE} dense twin, mask fixed", "criterion": "none", "granularity": "unstructured",
+           "teacher": str(teacher),
+           "notes": "final model, full dev set; start = the start's weights with the mask's zeros baked in; "
+                    "KD from the task's dense teacher, init_from_teacher=false, mask fixed throughout"}
+    records.append(BENCHMARK, rec)
+    return rec
+
+
+def table() -> str:
+    recs = list(records.latest(records.read(BENCHMARK), lambda r: (r["task"], r["start"], r["mask"], r["target_sparsity"],
+                                                                   r["seed"], r["command"])).values())
+    lines = ["# A fixed 90% mask: which starts fine-tune", "",
+             "Each run: a start (weights) with a mask's zeros baked in, fine-tuned with the mask fixed by the universal "
+             "transfer's recipe (`sparse-kd`'s dense twin: logits KD from the task's dense teacher, 5 epochs). "
+             "Final model, full dev set. `pretrained`: all-MiniLM-L6-v2; `teacher`: the task's dense teacher of "
+             "`high_sparsity.py`; a run folder: that run's final model (universal model, or a pruned run). Mask "
+             "`magnitude`: one-shot global magnitude of the start's own weights; `zeros`: the start's own zeros.", "",
+             "| task | start | mask | sparsity | dev score | teacher | share of teacher | epochs | minutes | seed |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in sorted(recs, key=lambda r: (r["task"], r["mask"], r["start"], r["seed"])):
+        share = r["main_metric"] / r["teacher_metric"] if r["teacher_metric"] else float("nan")
+        lines.append(f"| {r['task']} | {r['start']} | {r['mask']} | {r['target_sparsity']:.2f} | {r['main_metric']:.2f} | "
+                     f"{r['teacher_metric']:.2f} | {share:.1%} | {r['epochs']:g} | {r['train_seconds'] / 60:.0f} | {r['seed']} |")
+    machines = sorted({r["machine"] for r in recs})
+    lines += ["", f"Machines: {'; '.join(machines) if machines else '-'}", "",
+              "Reproduce a row: the `command` field of its record in `fixed_mask.jsonl` (a run folder named in it is "
+              "made by the benchmark that owns it: `universal.py --stage pretrain`, `high_sparsity.py`)."]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--glue-dir", help="GLUE folder in the official TSV layout (e.g. ../shared/data/glue)")
+    p.add_argument("--model", default=high_sparsity.DEFAULT_MODEL)
+    p.add_argument("--tasks", nargs="+", default=["stsb"], choices=high_sparsity.TASKS)
+    p.add_argument("--seeds", nargs="+", type=int, default=[42])
+    p.add_argument("--start", default="pretrained", help="pretrained | teacher | a model folder")
+    p.add_argument("--mask", default="magnitude", help="magnitude | zeros | a mask.safetensors")
+    p.add_argument("--sparsity", type=float, default=0.9, help="of --mask magnitude")
+    p.add_argument("--set", nargs="*", default=[], metavar="key=value", help="overrides of the transfer recipe")
+    p.add_argument("--teachers", default="runs/bench-high-sparsity", help="high_sparsity.py's --out-dir (its teachers)")
+    p.add_argument("--out-dir", default="runs/bench-fixed-mask")
+    p.add_argument("--resume", action="store_true", help="skip a run this commit has recorded")
+    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--table", action="store_true", help="only rebuild the Markdown table")
+    args = p.parse_args()
+    if not args.table:
+        if not args.glue_dir:
+            p.error("--glue-dir is required to run")
+        if args.start not in ("pretrained", "teacher") and not (Path(args.start) / "model.safetensors").is_file():
+            p.error(f"--start {args.start}: not pretrained, teacher or a model folder with model.safetensors")
+        if args.mask not in ("magnitude", "zeros") and not Path(args.mask).is_file():
+            p.error(f"--mask {args.mask}: not magnitude, zeros or a mask file")
+        from bertprune.cli import _quiet_libraries
+
+        _quiet_libraries()
+        args.commit = records.git_commit()
+        for seed in args.seeds:
+            for task in args.tasks:
+                rec = run(args, task, seed)
+                print(json.dumps({k: rec[k] for k in ("task", "seed", "start", "mask", "main_metric", "train_seconds")}),
+                      flush=True)
+                (records.RESULTS / f"{BENCHMARK}.md").write_text(table())
+    (records.RESULTS / f"{BENCHMARK}.md").write_text(table())
+    print(table())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,81 @@
+"""benchmarks/fixed_mask.py: the start it builds (weights × mask), a smoke run of the driver on a tiny model
+(teacher, fixed-mask run, record, table) and its labels."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
+import fixed_mask  # noqa: E402
+from bertprune.masks import Masks  # noqa: E402
+from bertprune.testing import save_tiny_model  # noqa: E402
+import records  # noqa: E402
+
+
+def test_one_shot_masks_rank_all_matrices_together():
+    w = {"a": torch.tensor([[1.0, -5.0], [0.5, 2.0]]), "b": torch.tensor([[-0.1, 3.0], [4.0, 0.2]])}
+    kept = fixed_mask.one_shot_masks(w, ["a", "b"], 0.5)  # the 4 smallest |w| of 8: 0.1, 0.2, 0.5, 1.0
+    assert kept["a"].tolist() == [[False, True], [False, True]]
+    assert kept["b"].tolist() == [[False, True], [True, False]]
+
+
+@pytest.mark.parametrize("mask", ["magnitude", "zeros", "file"])
+def test_build_start_bakes_the_mask_into_the_weights(tmp_path, mask):
+    model = save_tiny_model(tmp_path / "model", "bert")
+    given = None
+    if mask == "file":  # a bare encoder's mask from another run, e.g. a universal model's
+        w = load_file(str(model / "model.safetensors"))
+        torch.manual_seed(1)
+        given = Masks({n: torch.rand(t.shape) > 0.7 for n, t in w.items() if n.endswith("query.weight")})
+        given.save(tmp_path / "given.safetensors")
+    kept = fixed_mask.build_start(model, str(tmp_path / "given.safetensors") if given else mask, 0.8, tmp_path / "start")
+    w = load_file(str(tmp_path / "start" / "model.safetensors"))
+    masks = Masks.load(tmp_path / "start" / "mask.safetensors")
+    assert (tmp_path / "start" / "config.json").is_file()
+    for n, m in masks.masks.items():
+        assert torch.equal(w[n] != 0, m), n  # the zeros are exactly the mask's (random weights have no zeros)
+    if mask == "magnitude":
+        assert kept == pytest.approx(0.2, abs=1e-3) and len(masks) == 6 * 2  # six roles, two layers
+    elif mask == "zeros":
+        assert kept == 1.0
+    else:
+        assert set(masks.masks) == set(given.masks) and kept == pytest.approx(1 - given.sparsity())
+
+
+def test_labels_name_the_run_folder():
+    assert fixed_mask.start_label("runs/u/all-MiniLM-0.9/final") == "all-MiniLM-0.9"
+    assert fixed_mask.mask_label("runs/u/all-MiniLM-0.9/final/mask.safetensors") == "all-MiniLM-0.9"
+    assert (fixed_mask.start_label("teacher"), fixed_mask.mask_label("magnitude")) == ("teacher", "magnitude")
+
+
+@pytest.mark.slow
+def test_driver_trains_teacher_then_a_fixed_mask_run(tiny_glue, tmp_path):
+    model = save_tiny_model(tmp_path / "model", "bert", positions=128)
+    env = {"BERTPRUNE_BENCH_RESULTS": str(tmp_path / "results"), "PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1",
+           "TOKENIZERS_PARALLELISM": "false"}
+    cmd = [sys.executable, str(REPO / "benchmarks" / "fixed_mask.py"), "--glue-dir", str(tiny_glue), "--model", str(model),
+           "--tasks", "sst2", "--start", "teacher", "--mask", "magnitude", "--sparsity", "0.7", "--quiet",
+           "--teachers", str(tmp_path / "teachers"), "--out-dir", str(tmp_path / "runs"),
+           "--set", "train.epochs=1", "train.mixed_precision=no", "data.max_length=32"]
+    subprocess.run(cmd, check=True, env=env, cwd=tmp_path, capture_output=True)
+    recs = [json.loads(x) for x in (tmp_path / "results" / "fixed_mask.jsonl").read_text().splitlines()]
+    assert len(recs) == 1 and set(records.REQUIRED) <= set(recs[0])
+    r = recs[0]
+    assert (r["start"], r["mask"], r["target_sparsity"]) == ("teacher", "magnitude", 0.7)
+    assert r["achieved_sparsity"] == pytest.approx(0.7, abs=1e-3)  # the mask stayed fixed through training
+    run = next((tmp_path / "runs").iterdir())
+    start = Masks.load(run / "start" / "mask.safetensors")
+    final = load_file(str(run / "run" / "final" / "model.safetensors"))
+    for n, m in start.aligned(final).masks.items():
+        assert torch.equal(final[n] != 0, m), n
+    md = (tmp_path / "results" / "fixed_mask.md").read_text()
+    assert "| sst2 | teacher | magnitude | 0.70 |" in md
+    # --resume skips a run this commit has recorded
+    subprocess.run(cmd + ["--resume"], check=True, env=env, cwd=tmp_path, capture_output=True)
+    assert len((tmp_path / "results" / "fixed_mask.jsonl").read_text().splitlines()) == 1
