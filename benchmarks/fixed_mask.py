@@ -34,6 +34,7 @@ import records  # noqa: E402
 
 BENCHMARK = "fixed_mask"
 RECIPE = "sparse-kd"
+TEACHERS = "runs/bench-high-sparsity"
 
 
 def start_label(start: str) -> str:
@@ -90,8 +91,16 @@ def build_start(weights_dir: Path, mask: str, sparsity: float, out: Path) -> flo
     return 1.0 - masks.sparsity()
 
 
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
 def run_name(task: str, args, seed: int) -> str:
-    key = json.dumps([args.start, args.mask, args.sparsity, sorted(args.set)])
+    key = json.dumps([args.model, args.start, args.mask, args.sparsity, args.teachers, args.teacher_seed, sorted(args.set)])
     return f"{task}-{start_label(args.start)}-{mask_label(args.mask)}-s{seed}-{hashlib.sha1(key.encode()).hexdigest()[:6]}"
 
 
@@ -102,8 +111,11 @@ def run(args, task: str, seed: int) -> dict:
     from bertprune.recipes import DENSE_TWIN, recipe_file
     from bertprune.train import FINAL, distill
 
+    teacher_seed = seed if args.teacher_seed is None else args.teacher_seed
     cmd = ["--glue-dir", args.glue_dir, *high_sparsity.model_args(args), "--tasks", task, "--seeds", str(seed),
            "--start", args.start, "--mask", args.mask] + (["--sparsity", str(args.sparsity)] if args.mask == "magnitude" else []) \
+        + (["--teachers", args.teachers] if args.teachers != TEACHERS else []) \
+        + (["--teacher-seed", str(args.teacher_seed)] if args.teacher_seed is not None else []) \
         + (["--set", *args.set] if args.set else [])
     command = records.command_line("benchmarks/fixed_mask.py", cmd)
     done = [r for r in records.read(BENCHMARK) if r["command"] == command and r["git_commit"] == args.commit]
@@ -111,10 +123,13 @@ def run(args, task: str, seed: int) -> dict:
         return done[-1]
     teacher_args = argparse.Namespace(glue_dir=args.glue_dir, model=args.model, out_dir=args.teachers,
                                       resume=args.resume, quiet=args.quiet, commit=args.commit)
-    teacher = high_sparsity.ensure_teacher(teacher_args, task, seed)
+    teacher = high_sparsity.ensure_teacher(teacher_args, task, teacher_seed)
     source = {"pretrained": Path(resolve_model_path(args.model)), "teacher": teacher / FINAL}.get(args.start, Path(args.start))
     out = Path(args.out_dir) / run_name(task, args, seed)
     kept = build_start(source, args.mask, args.sparsity, out / "start")
+    if kept == 1.0:
+        raise SystemExit(f"--mask {args.mask} on --start {args.start} prunes nothing: that is a dense fine-tune, not a "
+                         "fixed-mask run (nothing recorded)")
     overrides = high_sparsity.task_overrides(task, args, seed) + [
         f"model.name={out / 'start'}", f"distill.teacher={teacher}", "distill.init_from_teacher=false",
         *DENSE_TWIN, f"prune.mask={out / 'start' / MASK_FILE}", *args.set]
@@ -132,7 +147,11 @@ def run(args, task: str, seed: int) -> dict:
            "metrics": dev, "main_metric": round(100 * dev[main], 2), "teacher_metric": round(100 * teacher_dev[main], 2),
            "train_examples": results["train_examples"], "epochs": cfg.train.epochs,
            "train_seconds": round(results["train_seconds"], 1), "steps": results["steps"],
-           "sec_per_step": round(results["sec_per_step_median"], 4), "recipe": f"{RECIPE} dense twin, mask fixed", "criterion": "none", "granularity": "unstructured",
+           "sec_per_step": round(results["sec_per_step_median"], 4), "precision": cfg.train.mixed_precision,
+           "recipe": f"{RECIPE} dense twin, mask fixed", "criterion": "none",
+           # what the command's paths held when it ran (run folders are rebuilt by their own benchmarks)
+           "start_sha256": file_sha256(source / "model.safetensors"),
+           "mask_sha256": file_sha256(out / "start" / MASK_FILE),
            "teacher": str(teacher),
            "notes": "final model, full dev set; start = the start's weights with the mask's zeros baked in; "
                     "KD from the task's dense teacher, init_from_teacher=false, mask fixed throughout"}
@@ -172,7 +191,8 @@ def main() -> None:
     p.add_argument("--mask", default="magnitude", help="magnitude | zeros | a mask.safetensors")
     p.add_argument("--sparsity", type=float, default=0.9, help="of --mask magnitude")
     p.add_argument("--set", nargs="*", default=[], metavar="key=value", help="overrides of the transfer recipe")
-    p.add_argument("--teachers", default="runs/bench-high-sparsity", help="high_sparsity.py's --out-dir (its teachers)")
+    p.add_argument("--teachers", default=TEACHERS, help="high_sparsity.py's --out-dir (its teachers)")
+    p.add_argument("--teacher-seed", type=int, help="distil the teacher of this seed (default: the run's own seed)")
     p.add_argument("--out-dir", default="runs/bench-fixed-mask")
     p.add_argument("--resume", action="store_true", help="skip a run this commit has recorded")
     p.add_argument("--quiet", action="store_true")

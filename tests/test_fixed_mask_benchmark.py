@@ -66,6 +66,7 @@ def test_driver_trains_teacher_then_a_fixed_mask_run(tiny_glue, tmp_path):
     subprocess.run(cmd, check=True, env=env, cwd=tmp_path, capture_output=True)
     recs = [json.loads(x) for x in (tmp_path / "results" / "fixed_mask.jsonl").read_text().splitlines()]
     assert len(recs) == 1 and set(records.REQUIRED) <= set(recs[0])
+    assert len(recs[0]["mask_sha256"]) == len(recs[0]["start_sha256"]) == 64
     r = recs[0]
     assert (r["start"], r["mask"], r["target_sparsity"]) == ("teacher", "magnitude", 0.7)
     assert r["achieved_sparsity"] == pytest.approx(0.7, abs=1e-3)  # the mask stayed fixed through training
@@ -79,3 +80,15 @@ def test_driver_trains_teacher_then_a_fixed_mask_run(tiny_glue, tmp_path):
     # --resume skips a run this commit has recorded
     subprocess.run(cmd + ["--resume"], check=True, env=env, cwd=tmp_path, capture_output=True)
     assert len((tmp_path / "results" / "fixed_mask.jsonl").read_text().splitlines()) == 1
+
+
+def test_a_mask_that_prunes_nothing_is_refused(tiny_glue, tmp_path):
+    model = save_tiny_model(tmp_path / "model", "bert", positions=128)  # random weights: no exact zeros
+    env = {"BERTPRUNE_BENCH_RESULTS": str(tmp_path / "results"), "PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1"}
+    cmd = [sys.executable, str(REPO / "benchmarks" / "fixed_mask.py"), "--glue-dir", str(tiny_glue), "--tasks", "sst2",
+           "--start", str(model), "--mask", "zeros", "--teachers", str(tmp_path / "teachers"), "--out-dir",
+           str(tmp_path / "runs"), "--quiet", "--set", "train.epochs=1", "train.mixed_precision=no", "data.max_length=32",
+           "--model", str(model)]
+    out = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True)
+    assert out.returncode != 0 and "prunes nothing" in out.stderr
+    assert not (tmp_path / "results" / "fixed_mask.jsonl").exists()
