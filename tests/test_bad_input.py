@@ -387,3 +387,10 @@ def test_onnx_export_of_a_bare_encoder_and_a_too_long_sequence(capsys, tmp_path,
     with pytest.raises(SystemExit) as done:
         main(["export", str(folder), "--format", "onnx", "--seq-len", "16"])
     assert done.value.code == 0 and (folder / "export-onnx" / "model.onnx").is_file()
+
+
+def test_report_html_into_an_existing_folder_is_refused(capsys, tiny_models, tmp_path):
+    """Found by the CLI fuzz test: ``--html <folder>`` failed with IsADirectoryError after the report's work."""
+    (tmp_path / "model").mkdir()
+    _fails(["report", str(tiny_models["bert"]), "--html", str(tmp_path / "model")], capsys, "is a folder; give a file name")
+    assert list((tmp_path / "model").iterdir()) == []

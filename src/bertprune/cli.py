@@ -335,6 +335,8 @@ def run(argv: list[str] | None = None) -> int:
 
             folder = find_checkpoint(args.path)
             default = (folder.parent if (folder.parent / "config.yaml").is_file() else folder) / "report.html"
+            if args.html and Path(args.html).is_dir():  # writing the page would fail only after the report's work
+                raise BertpruneError(f"--html {args.html} is a folder; give a file name, e.g. {Path(args.html) / 'report.html'}")
             make_output_dir(Path(args.html or default).parent, "--html")
             out = build_html(args.path, args.html or default, args.seq_len, tsne=args.tsne, focus=args.word)
             print(f"HTML report: {out}", file=sys.stderr)
