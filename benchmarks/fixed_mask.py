@@ -11,11 +11,16 @@ universal transfer's recipe (``sparse-kd``'s dense twin, KD from the task's dens
 * ``--start``: ``pretrained`` (``--model``), ``teacher`` (the task's dense teacher, trained if missing), or
   a model folder (a universal model's ``final``, a pruned run's ``final``);
 * ``--mask``: ``magnitude`` (one-shot: the start's own weights, global magnitude over the pruned matrices,
-  at ``--sparsity``), ``zeros`` (the start's own exact zeros), or a ``mask.safetensors``.
+  at ``--sparsity``), ``zeros`` (the start's own exact zeros), a ``mask.safetensors``, or several of them: their
+  vote (:func:`bertprune.masks.vote`: the entries most masks keep, global, at ``--sparsity``, ties broken by the
+  start's |w|), e.g. the masks of the other tasks' pruned runs, to ask whether a mask found on some tasks
+  transfers to an unseen one.
 
     python benchmarks/fixed_mask.py --glue-dir ../shared/data/glue --tasks stsb --start pretrained --mask magnitude
     python benchmarks/fixed_mask.py --glue-dir ../shared/data/glue --tasks stsb --start teacher \\
         --mask runs/bench-universal/<universal model>/final/mask.safetensors
+    python benchmarks/fixed_mask.py --glue-dir ../shared/data/glue --tasks stsb --start pretrained \
+        --mask runs/bench-high-sparsity/{mrpc,rte,cola,sst2}-sparse-kd-0.9-fisher-20ep-s42-*/final/mask.safetensors
     python benchmarks/fixed_mask.py --table
 """
 
@@ -45,8 +50,11 @@ def start_label(start: str) -> str:
     return p.parent.name if p.name == "final" else p.name
 
 
-def mask_label(mask: str) -> str:
-    """``magnitude``/``zeros``, or the run folder a mask file belongs to (``<run>/final/mask.safetensors``)."""
+def mask_label(mask: str | list[str]) -> str:
+    """``magnitude``/``zeros``, the run folder a mask file belongs to (``<run>/final/mask.safetensors``), or
+    ``vote(<run>+<run>+…)`` for several mask files."""
+    if isinstance(mask, list):
+        return "vote(" + "+".join(mask_label(m) for m in mask) + ")"
     if mask in ("magnitude", "zeros"):
         return mask
     p = Path(mask)
@@ -61,12 +69,13 @@ def one_shot_masks(weights: dict, names: list[str], sparsity: float) -> dict:
     return select_masks({n: magnitude_score(weights[n].float()) for n in names}, sparsity, scope="global")
 
 
-def build_start(weights_dir: Path, mask: str, sparsity: float, out: Path) -> float:
+def build_start(weights_dir: Path, mask: str | list[str], sparsity: float, out: Path) -> float:
     """``out`` = the model folder ``weights_dir`` with the mask's zeros baked in, and the mask beside it
     (``mask.safetensors``). Returns the share of the pruned matrices' entries kept."""
     from safetensors.torch import load_file, save_file
 
-    from bertprune.masks import MASK_FILE, Masks
+    from bertprune.criteria import magnitude_score
+    from bertprune.masks import MASK_FILE, Masks, vote
     from bertprune.targets import select_targets
 
     weights = load_file(str(weights_dir / "model.safetensors"))
@@ -76,6 +85,9 @@ def build_start(weights_dir: Path, mask: str, sparsity: float, out: Path) -> flo
         masks = Masks(one_shot_masks(weights, names, sparsity))
     elif mask == "zeros":
         masks = Masks.from_weights({n: weights[n] for n in names})
+    elif isinstance(mask, list):
+        voters = [Masks.load(m).aligned(weights).check_against(weights, m) for m in mask]
+        masks = vote(voters, sparsity, {n: magnitude_score(weights[n].float()) for n in voters[0].names()})
     else:
         masks = Masks.load(mask).aligned(weights).check_against(weights, mask)
     if out.exists():
@@ -101,7 +113,8 @@ def file_sha256(path: Path) -> str:
 
 def run_name(task: str, args, seed: int) -> str:
     key = json.dumps([args.model, args.start, args.mask, args.sparsity, args.teachers, args.teacher_seed, sorted(args.set)])
-    return f"{task}-{start_label(args.start)}-{mask_label(args.mask)}-s{seed}-{hashlib.sha1(key.encode()).hexdigest()[:6]}"
+    mask = f"vote{len(args.mask)}" if isinstance(args.mask, list) else mask_label(args.mask)
+    return f"{task}-{start_label(args.start)}-{mask}-s{seed}-{hashlib.sha1(key.encode()).hexdigest()[:6]}"
 
 
 def run(args, task: str, seed: int) -> dict:
@@ -112,8 +125,10 @@ def run(args, task: str, seed: int) -> dict:
     from bertprune.train import FINAL, distill
 
     teacher_seed = seed if args.teacher_seed is None else args.teacher_seed
+    masks = args.mask if isinstance(args.mask, list) else [args.mask]
+    by_sparsity = args.mask == "magnitude" or isinstance(args.mask, list)
     cmd = ["--glue-dir", args.glue_dir, *high_sparsity.model_args(args), "--tasks", task, "--seeds", str(seed),
-           "--start", args.start, "--mask", args.mask] + (["--sparsity", str(args.sparsity)] if args.mask == "magnitude" else []) \
+           "--start", args.start, "--mask", *masks] + (["--sparsity", str(args.sparsity)] if by_sparsity else []) \
         + (["--teachers", args.teachers] if args.teachers != TEACHERS else []) \
         + (["--teacher-seed", str(args.teacher_seed)] if args.teacher_seed is not None else []) \
         + (["--set", *args.set] if args.set else [])
@@ -128,7 +143,7 @@ def run(args, task: str, seed: int) -> dict:
     out = Path(args.out_dir) / run_name(task, args, seed)
     kept = build_start(source, args.mask, args.sparsity, out / "start")
     if kept == 1.0:
-        raise SystemExit(f"--mask {args.mask} on --start {args.start} prunes nothing: that is a dense fine-tune, not a "
+        raise SystemExit(f"--mask {' '.join(masks)} on --start {args.start} prunes nothing: that is a dense fine-tune, not a "
                          "fixed-mask run (nothing recorded)")
     overrides = high_sparsity.task_overrides(task, args, seed) + [
         f"model.name={out / 'start'}", f"distill.teacher={teacher}", "distill.init_from_teacher=false",
@@ -188,8 +203,9 @@ def main() -> None:
     p.add_argument("--tasks", nargs="+", default=["stsb"], choices=high_sparsity.TASKS)
     p.add_argument("--seeds", nargs="+", type=int, default=[42])
     p.add_argument("--start", default="pretrained", help="pretrained | teacher | a model folder")
-    p.add_argument("--mask", default="magnitude", help="magnitude | zeros | a mask.safetensors")
-    p.add_argument("--sparsity", type=float, default=0.9, help="of --mask magnitude")
+    p.add_argument("--mask", nargs="+", default=["magnitude"],
+                   help="magnitude | zeros | a mask.safetensors | several mask files (their vote)")
+    p.add_argument("--sparsity", type=float, default=0.9, help="of --mask magnitude or a vote")
     p.add_argument("--set", nargs="*", default=[], metavar="key=value", help="overrides of the transfer recipe")
     p.add_argument("--teachers", default=TEACHERS, help="high_sparsity.py's --out-dir (its teachers)")
     p.add_argument("--teacher-seed", type=int, help="distil the teacher of this seed (default: the run's own seed)")
@@ -203,8 +219,10 @@ def main() -> None:
             p.error("--glue-dir is required to run")
         if args.start not in ("pretrained", "teacher") and not (Path(args.start) / "model.safetensors").is_file():
             p.error(f"--start {args.start}: not pretrained, teacher or a model folder with model.safetensors")
-        if args.mask not in ("magnitude", "zeros") and not Path(args.mask).is_file():
-            p.error(f"--mask {args.mask}: not magnitude, zeros or a mask file")
+        args.mask = args.mask[0] if len(args.mask) == 1 else args.mask  # one value: the commands stay as before
+        for m in args.mask if isinstance(args.mask, list) else [args.mask]:
+            if (isinstance(args.mask, list) or m not in ("magnitude", "zeros")) and not Path(m).is_file():
+                p.error(f"--mask {m}: not magnitude, zeros or a mask file (a vote takes mask files only)")
         from bertprune.cli import _quiet_libraries
 
         _quiet_libraries()

@@ -25,16 +25,22 @@ def test_one_shot_masks_rank_all_matrices_together():
     assert kept["b"].tolist() == [[False, True], [True, False]]
 
 
-@pytest.mark.parametrize("mask", ["magnitude", "zeros", "file"])
+@pytest.mark.parametrize("mask", ["magnitude", "zeros", "file", "vote"])
 def test_build_start_bakes_the_mask_into_the_weights(tmp_path, mask):
     model = save_tiny_model(tmp_path / "model", "bert")
-    given = None
+    given, arg = None, mask
+    w = load_file(str(model / "model.safetensors"))
+    torch.manual_seed(1)
     if mask == "file":  # a bare encoder's mask from another run, e.g. a universal model's
-        w = load_file(str(model / "model.safetensors"))
-        torch.manual_seed(1)
         given = Masks({n: torch.rand(t.shape) > 0.7 for n, t in w.items() if n.endswith("query.weight")})
         given.save(tmp_path / "given.safetensors")
-    kept = fixed_mask.build_start(model, str(tmp_path / "given.safetensors") if given else mask, 0.8, tmp_path / "start")
+        arg = str(tmp_path / "given.safetensors")
+    if mask == "vote":  # three other runs' masks of the same matrices
+        voters = [Masks({n: torch.rand(t.shape) > 0.5 for n, t in w.items() if n.endswith("dense.weight")}) for _ in range(3)]
+        arg = [str(tmp_path / f"voter{i}.safetensors") for i in range(3)]
+        for m, f in zip(voters, arg):
+            m.save(f)
+    kept = fixed_mask.build_start(model, arg, 0.8, tmp_path / "start")
     w = load_file(str(tmp_path / "start" / "model.safetensors"))
     masks = Masks.load(tmp_path / "start" / "mask.safetensors")
     assert (tmp_path / "start" / "config.json").is_file()
@@ -44,6 +50,11 @@ def test_build_start_bakes_the_mask_into_the_weights(tmp_path, mask):
         assert kept == pytest.approx(0.2, abs=1e-3) and len(masks) == 6 * 2  # six roles, two layers
     elif mask == "zeros":
         assert kept == 1.0
+    elif mask == "vote":
+        assert kept == pytest.approx(0.2, abs=1e-3) and set(masks.masks) == set(voters[0].masks)
+        votes = torch.cat([sum(v[n].flatten().int() for v in voters) for n in masks.names()])
+        keep = torch.cat([masks[n].flatten() for n in masks.names()])
+        assert int(votes[keep].min()) >= int(votes[~keep].max())  # no pruned entry has more votes than a kept one
     else:
         assert set(masks.masks) == set(given.masks) and kept == pytest.approx(1 - given.sparsity())
 
@@ -52,6 +63,7 @@ def test_labels_name_the_run_folder():
     assert fixed_mask.start_label("runs/u/all-MiniLM-0.9/final") == "all-MiniLM-0.9"
     assert fixed_mask.mask_label("runs/u/all-MiniLM-0.9/final/mask.safetensors") == "all-MiniLM-0.9"
     assert (fixed_mask.start_label("teacher"), fixed_mask.mask_label("magnitude")) == ("teacher", "magnitude")
+    assert fixed_mask.mask_label(["r/a/final/mask.safetensors", "r/b/final/mask.safetensors"]) == "vote(a+b)"
 
 
 @pytest.mark.slow

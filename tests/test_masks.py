@@ -129,3 +129,36 @@ def test_masks_from_weights_round_trip(tiny_classifier):
     params = dict(model.named_parameters())
     read = Masks.from_weights({n: params[n] for n in method.masks.names()})
     assert read.equal(method.masks)
+
+
+def _masks(**rows):
+    return Masks({n: torch.tensor(v, dtype=torch.bool) for n, v in rows.items()})
+
+
+def test_vote_keeps_the_most_voted_entries_over_all_tensors():
+    from bertprune.masks import vote
+
+    # votes: a = [3, 2], b = [1, 1, 0]  (three masks, two tensors ranked together)
+    ms = [_masks(a=[1, 1], b=[1, 0, 0]), _masks(a=[1, 0], b=[0, 1, 0]), _masks(a=[1, 1], b=[0, 0, 0])]
+    v = vote(ms, 0.6)  # prune round(0.6 · 5) = 3: keep the two most voted, both in a
+    assert v["a"].tolist() == [True, True] and v["b"].tolist() == [False, False, False]
+    v = vote(ms, 0.4)  # keep 3: a's two, then the first of b's tie at one vote (position breaks it)
+    assert v["a"].tolist() == [True, True] and v["b"].tolist() == [True, False, False]
+    tie = {"a": torch.tensor([0.0, 0.0]), "b": torch.tensor([0.1, 0.5, 9.0])}
+    v = vote(ms, 0.4, tie)  # the tie-break decides within one vote count, never across counts
+    assert v["b"].tolist() == [False, True, False]
+    assert vote(ms, 0.0).sparsity() == 0.0 and vote(ms, 1.0).sparsity() == 1.0
+
+
+def test_vote_of_equal_masks_is_that_mask_and_bad_votes_are_refused():
+    from bertprune.masks import vote
+
+    g = torch.Generator().manual_seed(0)
+    m = Masks({"w": torch.rand(8, 16, generator=g) > 0.75, "v": torch.rand(4, 4, generator=g) > 0.75})
+    assert vote([m, m, m], m.sparsity()).equal(m)
+    with pytest.raises(BertpruneError, match="at least two"):
+        vote([m], 0.5)
+    with pytest.raises(BertpruneError, match="other tensors"):
+        vote([m, Masks({"w": m["w"]})], 0.5)
+    with pytest.raises(BertpruneError, match="other tensors"):
+        vote([m, Masks({"w": m["w"][:4], "v": m["v"]})], 0.5)

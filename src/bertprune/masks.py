@@ -11,7 +11,7 @@ pruned positions so that no stale momentum can push a pruned weight away from ze
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Mapping
+from typing import Mapping, Sequence
 
 import torch
 from safetensors.torch import load_file, save_file
@@ -219,3 +219,35 @@ def _as_mask(t: torch.Tensor, name: str, path: Path) -> torch.Tensor:
             f"(True/1 = kept, False/0 = pruned). Pass the mask.safetensors a bertprune run wrote."
         )
     return t.bool()
+
+
+def vote(masks: Sequence[Masks], sparsity: float, tie_break: Mapping[str, torch.Tensor] | None = None) -> Masks:
+    """One mask from several masks of the same tensors (e.g. the masks of several tasks' pruned runs).
+
+    Each entry scores the number of masks that keep it; the entries are ranked over all tensors together
+    (global scope, so each tensor's sparsity follows the votes) and exactly ``round(sparsity · n)`` of the
+    ``n`` entries are pruned, the fewest votes first. Within a vote count, higher ``tie_break`` scores
+    (e.g. |w| of the weights the mask will start from) are kept first, then earlier positions.
+    """
+    if len(masks) < 2:
+        raise BertpruneError(f"a vote needs at least two masks, got {len(masks)}")
+    if not 0.0 <= sparsity <= 1.0:
+        raise BertpruneError(f"sparsity must be in [0, 1], got {sparsity}")
+    names = list(masks[0].masks)
+    for i, m in enumerate(masks[1:], 2):
+        if sorted(m.masks) != sorted(names) or any(m[n].shape != masks[0][n].shape for n in names):
+            raise BertpruneError(f"mask {i} of the vote prunes other tensors (or other shapes) than mask 1; "
+                                 "vote only masks of the same model")
+    votes = torch.cat([sum(m[n].flatten().cpu().long() for m in masks) for n in names])  # [n]
+    ties = (torch.cat([tie_break[n].detach().flatten().cpu().double() for n in names]) if tie_break is not None
+            else torch.zeros(votes.numel(), dtype=torch.float64))
+    order = torch.argsort(ties, descending=True, stable=True)  # best tie-break first ...
+    order = order[torch.argsort(votes[order], descending=True, stable=True)]  # ... within the most votes first
+    keep = torch.zeros(votes.numel(), dtype=torch.bool)
+    keep[order[: votes.numel() - round(sparsity * votes.numel())]] = True
+    out, offset = {}, 0
+    for n in names:
+        size = masks[0][n].numel()
+        out[n] = keep[offset: offset + size].view(masks[0][n].shape)
+        offset += size
+    return Masks(out)
