@@ -174,6 +174,42 @@ def run(args, task: str, seed: int) -> dict:
     return rec
 
 
+def mask_kind(task: str, mask: str) -> str:
+    """A mask label as the five-task view groups it: the task's own pruned run, the vote of other tasks' runs
+    (not the task's own), or the label itself (one mask for every task, e.g. a universal model's)."""
+    if mask.startswith(f"{task}-"):
+        return "the task's own 90% run"
+    if mask.startswith("vote("):
+        voters = mask[len("vote("):-1].split("+")
+        own = any(v.startswith(f"{task}-") for v in voters)
+        return f"vote of {len(voters)} runs" + (" (the task's own among them)" if own else " of the other tasks")
+    return mask
+
+
+def task_view(recs: list[dict]) -> list[str]:
+    """The records as rows of start × kind of mask, one column per task (latest record of each cell, first
+    seed), with the row's average and its share of the teachers' average where all five tasks are in."""
+    tasks = high_sparsity.TASKS
+    cells: dict[tuple, dict] = {}
+    for r in sorted(recs, key=lambda r: r["seed"], reverse=True):  # the lowest seed wins a cell
+        cells.setdefault((r["start"], mask_kind(r["task"], r["mask"]), r["target_sparsity"]), {})[r["task"]] = r
+    rows = {k: v for k, v in cells.items() if len(v) > 1}
+    if not rows:
+        return []
+    lines = ["", "## By task: each start × kind of mask (rows with more than one task)", "",
+             "| start | mask | sparsity | " + " | ".join(f"{t} ({high_sparsity.MAIN[t]})" for t in tasks)
+             + " | average | teachers' average | share of teachers |",
+             "|---|---|---|" + "---|" * (len(tasks) + 3)]
+    for (start, kind, sp), by_task in sorted(rows.items()):
+        got = [by_task[t]["main_metric"] if t in by_task else None for t in tasks]
+        full = all(g is not None for g in got)
+        avg = sum(got) / len(got) if full else None
+        tavg = sum(by_task[t]["teacher_metric"] for t in tasks) / len(tasks) if full else None
+        lines.append(f"| {start} | {kind} | {sp:.2f} | " + " | ".join("-" if g is None else f"{g:.2f}" for g in got)
+                     + (f" | {avg:.2f} | {tavg:.2f} | {avg / tavg:.1%} |" if full else " | - | - | - |"))
+    return lines
+
+
 def table() -> str:
     recs = list(records.latest(records.read(BENCHMARK), lambda r: (r["task"], r["start"], r["mask"], r["target_sparsity"],
                                                                    r["seed"], r["command"])).values())
@@ -189,6 +225,7 @@ def table() -> str:
         share = r["main_metric"] / r["teacher_metric"] if r["teacher_metric"] else float("nan")
         lines.append(f"| {r['task']} | {r['start']} | {r['mask']} | {r['target_sparsity']:.2f} | {r['main_metric']:.2f} | "
                      f"{r['teacher_metric']:.2f} | {share:.1%} | {r['epochs']:g} | {r['train_seconds'] / 60:.0f} | {r['seed']} |")
+    lines += task_view(recs)
     machines = sorted({r["machine"] for r in recs})
     lines += ["", f"Machines: {'; '.join(machines) if machines else '-'}", "",
               "Reproduce a row: the `command` field of its record in `fixed_mask.jsonl` (a run folder named in it is "
