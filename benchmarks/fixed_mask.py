@@ -187,25 +187,25 @@ def mask_kind(task: str, mask: str) -> str:
 
 
 def task_view(recs: list[dict]) -> list[str]:
-    """The records as rows of start × kind of mask, one column per task (latest record of each cell, first
+    """The records as rows of start × kind of mask × epochs, one column per task (latest record of each cell, first
     seed), with the row's average and its share of the teachers' average where all five tasks are in."""
     tasks = high_sparsity.TASKS
     cells: dict[tuple, dict] = {}
     for r in sorted(recs, key=lambda r: r["seed"], reverse=True):  # the lowest seed wins a cell
-        cells.setdefault((r["start"], mask_kind(r["task"], r["mask"]), r["target_sparsity"]), {})[r["task"]] = r
+        cells.setdefault((r["start"], mask_kind(r["task"], r["mask"]), r["target_sparsity"], r["epochs"]), {})[r["task"]] = r
     rows = {k: v for k, v in cells.items() if len(v) > 1}
     if not rows:
         return []
     lines = ["", "## By task: each start × kind of mask (rows with more than one task)", "",
-             "| start | mask | sparsity | " + " | ".join(f"{t} ({high_sparsity.MAIN[t]})" for t in tasks)
+             "| start | mask | sparsity | epochs | " + " | ".join(f"{t} ({high_sparsity.MAIN[t]})" for t in tasks)
              + " | average | teachers' average | share of teachers |",
-             "|---|---|---|" + "---|" * (len(tasks) + 3)]
-    for (start, kind, sp), by_task in sorted(rows.items()):
+             "|---|---|---|---|" + "---|" * (len(tasks) + 3)]
+    for (start, kind, sp, epochs), by_task in sorted(rows.items()):
         got = [by_task[t]["main_metric"] if t in by_task else None for t in tasks]
         full = all(g is not None for g in got)
         avg = sum(got) / len(got) if full else None
         tavg = sum(by_task[t]["teacher_metric"] for t in tasks) / len(tasks) if full else None
-        lines.append(f"| {start} | {kind} | {sp:.2f} | " + " | ".join("-" if g is None else f"{g:.2f}" for g in got)
+        lines.append(f"| {start} | {kind} | {sp:.2f} | {epochs:g} | " + " | ".join("-" if g is None else f"{g:.2f}" for g in got)
                      + (f" | {avg:.2f} | {tavg:.2f} | {avg / tavg:.1%} |" if full else " | - | - | - |"))
     return lines
 

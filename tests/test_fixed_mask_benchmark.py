@@ -109,7 +109,7 @@ def test_a_mask_that_prunes_nothing_is_refused(tiny_glue, tmp_path):
 def test_task_view_groups_masks_by_kind_and_averages_full_rows():
     def rec(task, mask, score, teacher=50.0, seed=42):
         return {"task": task, "start": "pretrained", "mask": mask, "target_sparsity": 0.9, "seed": seed,
-                "main_metric": score, "teacher_metric": teacher}
+                "main_metric": score, "teacher_metric": teacher, "epochs": 5}
 
     assert fixed_mask.mask_kind("stsb", "stsb-sparse-kd-0.9-fisher-20ep-s42-d95") == "the task's own 90% run"
     assert fixed_mask.mask_kind("stsb", "vote(mrpc-x+rte-y)") == "vote of 2 runs of the other tasks"
@@ -118,9 +118,10 @@ def test_task_view_groups_masks_by_kind_and_averages_full_rows():
     tasks = ["mrpc", "stsb", "rte", "cola", "sst2"]
     recs = [rec(t, f"vote({'+'.join(o + '-r' for o in tasks if o != t)})", 40.0 + i) for i, t in enumerate(tasks)]
     recs += [rec("stsb", "u", 10.0), rec("cola", "u", 5.0), rec("cola", "u", 99.0, seed=43), rec("mrpc", "m", 1.0)]
+    recs += [{**rec("mrpc", "u", 77.0), "epochs": 20}]  # another budget: its own row (of one task: not shown)
     lines = fixed_mask.task_view(recs)
     vote_row = next(x for x in lines if "vote of 4 runs of the other tasks" in x)
     assert "| 40.00 | 41.00 | 42.00 | 43.00 | 44.00 | 42.00 | 50.00 | 84.0% |" in vote_row
     u_row = next(x for x in lines if "| u |" in x)  # the first seed's record fills a cell; an incomplete row has no average
-    assert "| - | 10.00 | - | 5.00 | - | - | - | - |" in u_row
+    assert "| 5 | - | 10.00 | - | 5.00 | - | - | - | - |" in u_row and "77.00" not in "".join(lines)
     assert not any("| m |" in x for x in lines)  # one task only: not a row of this view
