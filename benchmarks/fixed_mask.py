@@ -19,7 +19,7 @@ universal transfer's recipe (``sparse-kd``'s dense twin, KD from the task's dens
     python benchmarks/fixed_mask.py --glue-dir ../shared/data/glue --tasks stsb --start pretrained --mask magnitude
     python benchmarks/fixed_mask.py --glue-dir ../shared/data/glue --tasks stsb --start teacher \\
         --mask runs/bench-universal/<universal model>/final/mask.safetensors
-    python benchmarks/fixed_mask.py --glue-dir ../shared/data/glue --tasks stsb --start pretrained \
+    python benchmarks/fixed_mask.py --glue-dir ../shared/data/glue --tasks stsb --start pretrained \\
         --mask runs/bench-high-sparsity/{mrpc,rte,cola,sst2}-sparse-kd-0.9-fisher-20ep-s42-*/final/mask.safetensors
     python benchmarks/fixed_mask.py --table
 """
@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import shlex
 import shutil
 import sys
 from pathlib import Path
@@ -117,6 +118,18 @@ def run_name(task: str, args, seed: int) -> str:
     return f"{task}-{start_label(args.start)}-{mask}-s{seed}-{hashlib.sha1(key.encode()).hexdigest()[:6]}"
 
 
+def command_args(args, task: str, seed: int) -> list[str]:
+    """The arguments that reproduce one run (its record's ``command``): ``--sparsity`` where it decides the mask
+    (magnitude, a vote), options only where they are not the defaults."""
+    masks = args.mask if isinstance(args.mask, list) else [args.mask]
+    by_sparsity = args.mask == "magnitude" or isinstance(args.mask, list)
+    return ["--glue-dir", args.glue_dir, *high_sparsity.model_args(args), "--tasks", task, "--seeds", str(seed),
+            "--start", args.start, "--mask", *masks] + (["--sparsity", str(args.sparsity)] if by_sparsity else []) \
+        + (["--teachers", args.teachers] if args.teachers != TEACHERS else []) \
+        + (["--teacher-seed", str(args.teacher_seed)] if args.teacher_seed is not None else []) \
+        + (["--set", *args.set] if args.set else [])
+
+
 def run(args, task: str, seed: int) -> dict:
     from bertprune.config import DistillRunConfig, load_config
     from bertprune.masks import MASK_FILE
@@ -125,14 +138,7 @@ def run(args, task: str, seed: int) -> dict:
     from bertprune.train import FINAL, distill
 
     teacher_seed = seed if args.teacher_seed is None else args.teacher_seed
-    masks = args.mask if isinstance(args.mask, list) else [args.mask]
-    by_sparsity = args.mask == "magnitude" or isinstance(args.mask, list)
-    cmd = ["--glue-dir", args.glue_dir, *high_sparsity.model_args(args), "--tasks", task, "--seeds", str(seed),
-           "--start", args.start, "--mask", *masks] + (["--sparsity", str(args.sparsity)] if by_sparsity else []) \
-        + (["--teachers", args.teachers] if args.teachers != TEACHERS else []) \
-        + (["--teacher-seed", str(args.teacher_seed)] if args.teacher_seed is not None else []) \
-        + (["--set", *args.set] if args.set else [])
-    command = records.command_line("benchmarks/fixed_mask.py", cmd)
+    command = records.command_line("benchmarks/fixed_mask.py", command_args(args, task, seed))
     done = [r for r in records.read(BENCHMARK) if r["command"] == command and r["git_commit"] == args.commit]
     if args.resume and done:
         return done[-1]
@@ -143,7 +149,7 @@ def run(args, task: str, seed: int) -> dict:
     out = Path(args.out_dir) / run_name(task, args, seed)
     kept = build_start(source, args.mask, args.sparsity, out / "start")
     if kept == 1.0:
-        raise SystemExit(f"--mask {' '.join(masks)} on --start {args.start} prunes nothing: that is a dense fine-tune, not a "
+        raise SystemExit(f"--mask {args.mask} on --start {args.start} prunes nothing: that is a dense fine-tune, not a "
                          "fixed-mask run (nothing recorded)")
     overrides = high_sparsity.task_overrides(task, args, seed) + [
         f"model.name={out / 'start'}", f"distill.teacher={teacher}", "distill.init_from_teacher=false",
@@ -178,40 +184,55 @@ def mask_kind(task: str, mask: str) -> str:
     """A mask label as the five-task view groups it: the task's own pruned run, the vote of other tasks' runs
     (not the task's own), or the label itself (one mask for every task, e.g. a universal model's)."""
     if mask.startswith(f"{task}-"):
-        return "the task's own 90% run"
+        return "the task's own run"
     if mask.startswith("vote("):
         voters = mask[len("vote("):-1].split("+")
         own = any(v.startswith(f"{task}-") for v in voters)
-        return f"vote of {len(voters)} runs" + (" (the task's own among them)" if own else " of the other tasks")
+        return f"vote of {len(voters)} runs" + (", the task's own among them" if own else ", not the task's own")
     return mask
 
 
+def variant(command: str) -> str:
+    """What else a record's command changed: ``--set`` overrides and a teacher other than the default."""
+    words = shlex.split(command)
+    out = []
+    for flag in ("--teachers", "--teacher-seed"):
+        if flag in words:
+            out.append(f"{flag} {words[words.index(flag) + 1]}")
+    if "--set" in words:
+        out += [w for w in words[words.index("--set") + 1:] if not w.startswith("--") and not w.startswith("train.epochs=")]
+    return " ".join(out) or "-"
+
+
 def task_view(recs: list[dict]) -> list[str]:
-    """The records as rows of start × kind of mask × epochs, one column per task (latest record of each cell, first
-    seed), with the row's average and its share of the teachers' average where all five tasks are in."""
+    """The records (in file order) as rows of start × kind of mask × epochs × other overrides, one column per task
+    (each cell: the lowest seed's newest record), with the row's average and its share of the teachers' average
+    where all five tasks are in."""
     tasks = high_sparsity.TASKS
     cells: dict[tuple, dict] = {}
-    for r in sorted(recs, key=lambda r: r["seed"], reverse=True):  # the lowest seed wins a cell
-        cells.setdefault((r["start"], mask_kind(r["task"], r["mask"]), r["target_sparsity"], r["epochs"]), {})[r["task"]] = r
+    for r in sorted(recs, key=lambda r: -r["seed"]):  # stable: the lowest seed, then the newest, is written last
+        key = (r["start"], mask_kind(r["task"], r["mask"]), r["target_sparsity"], r["epochs"], variant(r["command"]))
+        cells.setdefault(key, {})[r["task"]] = r
     rows = {k: v for k, v in cells.items() if len(v) > 1}
     if not rows:
         return []
     lines = ["", "## By task: each start × kind of mask (rows with more than one task)", "",
-             "| start | mask | sparsity | epochs | " + " | ".join(f"{t} ({high_sparsity.MAIN[t]})" for t in tasks)
+             "| start | mask | sparsity | epochs | overrides | " + " | ".join(f"{t} ({high_sparsity.MAIN[t]})" for t in tasks)
              + " | average | teachers' average | share of teachers |",
-             "|---|---|---|---|" + "---|" * (len(tasks) + 3)]
-    for (start, kind, sp, epochs), by_task in sorted(rows.items()):
+             "|---|---|---|---|---|" + "---|" * (len(tasks) + 3)]
+    for (start, kind, sp, epochs, other), by_task in sorted(rows.items()):
         got = [by_task[t]["main_metric"] if t in by_task else None for t in tasks]
         full = all(g is not None for g in got)
         avg = sum(got) / len(got) if full else None
         tavg = sum(by_task[t]["teacher_metric"] for t in tasks) / len(tasks) if full else None
-        lines.append(f"| {start} | {kind} | {sp:.2f} | {epochs:g} | " + " | ".join("-" if g is None else f"{g:.2f}" for g in got)
+        lines.append(f"| {start} | {kind} | {sp:.2f} | {epochs:g} | {other} | " + " | ".join("-" if g is None else f"{g:.2f}" for g in got)
                      + (f" | {avg:.2f} | {tavg:.2f} | {avg / tavg:.1%} |" if full else " | - | - | - |"))
     return lines
 
 
 def table() -> str:
-    recs = list(records.latest(records.read(BENCHMARK), lambda r: (r["task"], r["start"], r["mask"], r["target_sparsity"],
+    every = records.read(BENCHMARK)
+    recs = list(records.latest(every, lambda r: (r["task"], r["start"], r["mask"], r["target_sparsity"],
                                                                    r["seed"], r["command"])).values())
     lines = ["# A fixed 90% mask: which starts fine-tune", "",
              "Each run: a start (weights) with a mask's zeros baked in, fine-tuned with the mask fixed by the universal "
@@ -225,7 +246,7 @@ def table() -> str:
         share = r["main_metric"] / r["teacher_metric"] if r["teacher_metric"] else float("nan")
         lines.append(f"| {r['task']} | {r['start']} | {r['mask']} | {r['target_sparsity']:.2f} | {r['main_metric']:.2f} | "
                      f"{r['teacher_metric']:.2f} | {share:.1%} | {r['epochs']:g} | {r['train_seconds'] / 60:.0f} | {r['seed']} |")
-    lines += task_view(recs)
+    lines += task_view(every)
     machines = sorted({r["machine"] for r in recs})
     lines += ["", f"Machines: {'; '.join(machines) if machines else '-'}", "",
               "Reproduce a row: the `command` field of its record in `fixed_mask.jsonl` (a run folder named in it is "

@@ -55,8 +55,26 @@ def test_build_start_bakes_the_mask_into_the_weights(tmp_path, mask):
         votes = torch.cat([sum(v[n].flatten().int() for v in voters) for n in masks.names()])
         keep = torch.cat([masks[n].flatten() for n in masks.names()])
         assert int(votes[keep].min()) >= int(votes[~keep].max())  # no pruned entry has more votes than a kept one
+        mag = torch.cat([w[n].abs().flatten() for n in masks.names()])
+        cut = votes == int(votes[keep].min())  # the vote count the cut falls in: |w| of the start decides there
+        assert float(mag[cut & keep].min()) >= float(mag[cut & ~keep].max())
     else:
         assert set(masks.masks) == set(given.masks) and kept == pytest.approx(1 - given.sparsity())
+
+
+def test_a_single_mask_keeps_its_command_and_run_folder_and_a_vote_names_its_sparsity():
+    import argparse
+
+    own = "runs/bench-high-sparsity/mrpc-sparse-kd-0.9-fisher-20ep-s42-5a729f69/final/mask.safetensors"
+    args = argparse.Namespace(glue_dir="../shared/data/glue", model=fixed_mask.high_sparsity.DEFAULT_MODEL, start="pretrained",
+                              mask=own, sparsity=0.9, teachers=fixed_mask.TEACHERS, teacher_seed=None, set=[])
+    # the folder and the command of the run recorded at commit 7bddec4, before votes existed
+    assert fixed_mask.run_name("mrpc", args, 42) == "mrpc-pretrained-mrpc-sparse-kd-0.9-fisher-20ep-s42-5a729f69-s42-4be9a6"
+    assert fixed_mask.command_args(args, "mrpc", 42) == ["--glue-dir", "../shared/data/glue", "--tasks", "mrpc", "--seeds",
+                                                         "42", "--start", "pretrained", "--mask", own]
+    args.mask = ["a/final/mask.safetensors", "b/final/mask.safetensors"]
+    assert fixed_mask.command_args(args, "stsb", 42)[-5:] == ["--mask", *args.mask, "--sparsity", "0.9"]
+    assert fixed_mask.run_name("stsb", args, 42).startswith("stsb-pretrained-vote2-s42-")
 
 
 def test_labels_name_the_run_folder():
@@ -109,19 +127,25 @@ def test_a_mask_that_prunes_nothing_is_refused(tiny_glue, tmp_path):
 def test_task_view_groups_masks_by_kind_and_averages_full_rows():
     def rec(task, mask, score, teacher=50.0, seed=42):
         return {"task": task, "start": "pretrained", "mask": mask, "target_sparsity": 0.9, "seed": seed,
-                "main_metric": score, "teacher_metric": teacher, "epochs": 5}
+                "main_metric": score, "teacher_metric": teacher, "epochs": 5,
+                "command": f"python benchmarks/fixed_mask.py --tasks {task} --mask {mask}"}
 
-    assert fixed_mask.mask_kind("stsb", "stsb-sparse-kd-0.9-fisher-20ep-s42-d95") == "the task's own 90% run"
-    assert fixed_mask.mask_kind("stsb", "vote(mrpc-x+rte-y)") == "vote of 2 runs of the other tasks"
-    assert fixed_mask.mask_kind("rte", "vote(mrpc-x+rte-y)") == "vote of 2 runs (the task's own among them)"
+    assert fixed_mask.mask_kind("stsb", "stsb-sparse-kd-0.9-fisher-20ep-s42-d95") == "the task's own run"
+    assert fixed_mask.mask_kind("stsb", "vote(mrpc-x+rte-y)") == "vote of 2 runs, not the task's own"
+    assert fixed_mask.mask_kind("rte", "vote(mrpc-x+rte-y)") == "vote of 2 runs, the task's own among them"
     assert fixed_mask.mask_kind("stsb", "universal-0.9") == "universal-0.9"
     tasks = ["mrpc", "stsb", "rte", "cola", "sst2"]
     recs = [rec(t, f"vote({'+'.join(o + '-r' for o in tasks if o != t)})", 40.0 + i) for i, t in enumerate(tasks)]
     recs += [rec("stsb", "u", 10.0), rec("cola", "u", 5.0), rec("cola", "u", 99.0, seed=43), rec("mrpc", "m", 1.0)]
     recs += [{**rec("mrpc", "u", 77.0), "epochs": 20}]  # another budget: its own row (of one task: not shown)
+    lr = [{**rec(t, "u", 60.0), "command": f"python benchmarks/fixed_mask.py --tasks {t} --set train.lr=3e-4"} for t in ("stsb", "rte")]
+    recs += lr + [rec("stsb", "u", 11.0)]  # a newer record of the same cell and seed replaces the older
     lines = fixed_mask.task_view(recs)
-    vote_row = next(x for x in lines if "vote of 4 runs of the other tasks" in x)
+    vote_row = next(x for x in lines if "vote of 4 runs, not the task's own" in x)
     assert "| 40.00 | 41.00 | 42.00 | 43.00 | 44.00 | 42.00 | 50.00 | 84.0% |" in vote_row
     u_row = next(x for x in lines if "| u |" in x)  # the first seed's record fills a cell; an incomplete row has no average
-    assert "| 5 | - | 10.00 | - | 5.00 | - | - | - | - |" in u_row and "77.00" not in "".join(lines)
+    assert "| 5 | - | - | 11.00 | - | 5.00 | - | - | - | - |" in u_row and "77.00" not in "".join(lines)
+    assert any("| 5 | train.lr=3e-4 | - | 60.00 | 60.00 |" in x for x in lines)  # other overrides: another row
+    assert fixed_mask.variant("python b.py --teacher-seed 42 --set train.epochs=20 distill.hardness=0.5") == \
+        "--teacher-seed 42 distill.hardness=0.5"
     assert not any("| m |" in x for x in lines)  # one task only: not a row of this view

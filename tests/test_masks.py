@@ -162,3 +162,9 @@ def test_vote_of_equal_masks_is_that_mask_and_bad_votes_are_refused():
         vote([m, Masks({"w": m["w"]})], 0.5)
     with pytest.raises(BertpruneError, match="other tensors"):
         vote([m, Masks({"w": m["w"][:4], "v": m["v"]})], 0.5)
+    with pytest.raises(BertpruneError, match="tie-break"):
+        vote([m, m], 0.5, {"w": torch.ones(8, 16)})  # a tensor's scores missing
+    with pytest.raises(BertpruneError, match="tie-break"):
+        vote([m, m], 0.5, {"w": torch.ones(16, 8), "v": torch.ones(4, 4)})  # same count, other shape
+    ones = Masks({"w": torch.ones(1, 3, dtype=torch.bool)})
+    assert vote([ones, ones], 1 / 3, {"w": torch.tensor([[float("nan"), 1.0, 2.0]])})["w"].tolist() == [[False, True, True]]

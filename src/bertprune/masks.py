@@ -227,7 +227,7 @@ def vote(masks: Sequence[Masks], sparsity: float, tie_break: Mapping[str, torch.
     Each entry scores the number of masks that keep it; the entries are ranked over all tensors together
     (global scope, so each tensor's sparsity follows the votes) and exactly ``round(sparsity · n)`` of the
     ``n`` entries are pruned, the fewest votes first. Within a vote count, higher ``tie_break`` scores
-    (e.g. |w| of the weights the mask will start from) are kept first, then earlier positions.
+    (e.g. |w| of the weights the mask will start from; NaN counts as lowest) are kept first, then earlier positions.
     """
     if len(masks) < 2:
         raise BertpruneError(f"a vote needs at least two masks, got {len(masks)}")
@@ -238,9 +238,13 @@ def vote(masks: Sequence[Masks], sparsity: float, tie_break: Mapping[str, torch.
         if sorted(m.masks) != sorted(names) or any(m[n].shape != masks[0][n].shape for n in names):
             raise BertpruneError(f"mask {i} of the vote prunes other tensors (or other shapes) than mask 1; "
                                  "vote only masks of the same model")
+    if tie_break is not None:
+        bad = [n for n in names if n not in tie_break or tuple(tie_break[n].shape) != tuple(masks[0][n].shape)]
+        if bad:
+            raise BertpruneError(f"the vote's tie-break scores lack {bad[0]!r} or have another shape than its mask")
     votes = torch.cat([sum(m[n].flatten().cpu().long() for m in masks) for n in names])  # [n]
-    ties = (torch.cat([tie_break[n].detach().flatten().cpu().double() for n in names]) if tie_break is not None
-            else torch.zeros(votes.numel(), dtype=torch.float64))
+    ties = (torch.cat([tie_break[n].detach().flatten().cpu().double() for n in names]).nan_to_num(nan=float("-inf"))
+            if tie_break is not None else torch.zeros(votes.numel(), dtype=torch.float64))
     order = torch.argsort(ties, descending=True, stable=True)  # best tie-break first ...
     order = order[torch.argsort(votes[order], descending=True, stable=True)]  # ... within the most votes first
     keep = torch.zeros(votes.numel(), dtype=torch.bool)
