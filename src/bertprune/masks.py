@@ -249,9 +249,5 @@ def vote(masks: Sequence[Masks], sparsity: float, tie_break: Mapping[str, torch.
     order = order[torch.argsort(votes[order], descending=True, stable=True)]  # ... within the most votes first
     keep = torch.zeros(votes.numel(), dtype=torch.bool)
     keep[order[: votes.numel() - round(sparsity * votes.numel())]] = True
-    out, offset = {}, 0
-    for n in names:
-        size = masks[0][n].numel()
-        out[n] = keep[offset: offset + size].view(masks[0][n].shape)
-        offset += size
-    return Masks(out)
+    parts = keep.split([masks[0][n].numel() for n in names])
+    return Masks({n: part.view(masks[0][n].shape) for n, part in zip(names, parts)})
