@@ -149,6 +149,19 @@ def ensure_teacher(args, task: str, seed: int) -> Path:
     return out
 
 
+def dense_row_dir(args, task: str, seed: int) -> Path:
+    """The run folder of this benchmark's dense row ``--teacher-row`` (same recipe at sparsity 0, task and seed):
+    a teacher stronger than the 3-epoch one (e.g. the 20-epoch dense twin). Exactly one finished folder, or a
+    clear error saying which row to run first."""
+    pattern = f"{task}-{args.recipe}-0.0-{args.teacher_row}-s{seed}-*"
+    found = sorted(d for d in Path(args.out_dir).glob(pattern) if (d / "results.json").is_file())
+    if len(found) != 1:
+        raise SystemExit(f"--teacher-row {args.teacher_row}: {len(found)} finished runs match {Path(args.out_dir) / pattern} "
+                         f"(need exactly one); run the dense row first: --recipe {args.recipe} --sparsity 0 --tasks {task} "
+                         f"--seeds {seed} --tag {args.teacher_row} (nothing was changed)")
+    return found[0]
+
+
 def run_unit(args, task: str, seed: int) -> dict:
     """One row of one task: the recipe at the sparsity, with the row's overrides."""
     import yaml
@@ -157,7 +170,8 @@ def run_unit(args, task: str, seed: int) -> dict:
     from bertprune.recipes import DENSE_TWIN, recipe_file
     from bertprune.train import distill, finetune
 
-    teacher = ensure_teacher(args, task, seed if args.teacher_seed is None else args.teacher_seed)
+    teacher_seed = seed if args.teacher_seed is None else args.teacher_seed
+    teacher = dense_row_dir(args, task, teacher_seed) if args.teacher_row else ensure_teacher(args, task, teacher_seed)
     recipe = recipe_file(args.recipe)
     is_distill = "distill" in (yaml.safe_load(recipe.read_text()) or {})  # a recipe with a distill section
     overrides = task_overrides(task, args, seed)
@@ -174,13 +188,16 @@ def run_unit(args, task: str, seed: int) -> dict:
     cfg.output_dir = str(Path(args.out_dir) / f"{task}-{args.recipe}-{args.sparsity}-{args.tag or 'base'}-s{seed}-{digest}")
     cmd = ["--glue-dir", args.glue_dir, *model_args(args), "--recipe", args.recipe, "--sparsity", str(args.sparsity), "--tasks", task,
            "--seeds", str(seed)] + (["--tag", args.tag] if args.tag else []) + (["--set", *args.set] if args.set else []) + \
-        (["--teacher-seed", str(args.teacher_seed)] if args.teacher_seed is not None else [])
+        (["--teacher-seed", str(args.teacher_seed)] if args.teacher_seed is not None else []) + \
+        (["--teacher-row", args.teacher_row] if args.teacher_row else [])
     done = recorded(cmd, args.commit)
     if args.resume and done:  # --resume skips rows already recorded by this code (recipes included)
         return done[-1]
     results = (distill if is_distill else finetune)(cfg, **records.restart(args.resume), quiet=args.quiet)
     record = record_of(results, cfg, task, seed, args.recipe, args.tag or "", cmd, args,
                        cfg.distill.teacher if is_distill else None)  # the resolved one: --set may name another
+    if args.teacher_row:
+        record["teacher_row"] = args.teacher_row
     records.append(BENCHMARK, record)
     return record
 
@@ -268,7 +285,14 @@ AGREEMENT = {"stsb": "spearman"}  # what "agrees" means per task: equal predicti
 
 def _teacher_score(recs: list[dict], r: dict) -> float | None:
     """The dev score of the teacher a record distilled from: the latest teacher record of its task, seed (the
-    folder's ``-sN``) and machine kind (teachers reproduce per CPU model, not across)."""
+    folder's ``-sN``) and machine kind (teachers reproduce per CPU model, not across); for ``--teacher-row``,
+    the latest record of that dense row, task and seed (the folder's ``-sN-<digest>``)."""
+    if r.get("teacher_row"):
+        seed = (r.get("teacher") or "").rsplit("-", 2)[-2].removeprefix("s")
+        mine = [x for x in recs if x.get("tag") == r["teacher_row"] and x["target_sparsity"] == 0
+                and x["recipe"] == r["recipe"] and x["task"] == r["task"] and str(x["seed"]) == seed
+                and x["machine"] == r["machine"]]
+        return mine[-1]["main_metric"] if mine else None
     seed = (r.get("teacher") or "").rpartition("-s")[2]
     mine = [x for x in recs if x["recipe"] == TEACHER_RECIPE and x["task"] == r["task"] and str(x["seed"]) == seed
             and x["machine"] == r["machine"]]
@@ -312,6 +336,8 @@ def main() -> None:
     p.add_argument("--tag", default="", help="names the row (e.g. the ablated criterion)")
     p.add_argument("--teacher-seed", type=int, help="distill the teacher of this seed in every row's seed (default: the "
                    "row's own seed, a teacher per seed); the seeds then measure the student's variation alone")
+    p.add_argument("--teacher-row", metavar="TAG", help="distill from (and, as the recipe says, start from) this "
+                   "benchmark's dense row TAG of the same recipe, task and seed (e.g. 20ep) instead of the 3-epoch teacher")
     p.add_argument("--teacher-only", action="store_true", help="only train (and record) the teachers")
     p.add_argument("--out-dir", default="runs/bench-high-sparsity")
     p.add_argument("--resume", action="store_true", help="continue interrupted runs from their last checkpoint")

@@ -136,3 +136,36 @@ def test_records_read_skips_a_line_still_being_appended(tmp_path, monkeypatch):
     assert records.read("b") == [{"a": 1}, {"a": 2}]
     (tmp_path / "b.jsonl").write_text('{"a": 1}\n{"a": 2}\n')
     assert records.read("b") == [{"a": 1}, {"a": 2}]
+
+
+def test_teacher_row_names_exactly_one_finished_dense_run(tmp_path):
+    from types import SimpleNamespace
+
+    args = SimpleNamespace(out_dir=str(tmp_path), recipe="sparse-kd", teacher_row="20ep")
+    with pytest.raises(SystemExit, match="0 finished runs.*--sparsity 0 --tasks mrpc --seeds 42 --tag 20ep"):
+        high_sparsity.dense_row_dir(args, "mrpc", 42)
+    run = tmp_path / "mrpc-sparse-kd-0.0-20ep-s42-1003b2e5"
+    run.mkdir()
+    with pytest.raises(SystemExit):  # not finished: no results.json
+        high_sparsity.dense_row_dir(args, "mrpc", 42)
+    (run / "results.json").write_text("{}")
+    for other in ("mrpc-sparse-kd-0.0-20ep-s4-aaaaaaaa", "mrpc-sparse-kd-0.0-20ep-x-s42-bbbbbbbb",
+                  "mrpc-sparse-kd-0.9-20ep-s42-cccccccc", "stsb-sparse-kd-0.0-20ep-s42-dddddddd"):
+        (tmp_path / other).mkdir()
+        (tmp_path / other / "results.json").write_text("{}")  # another seed, tag, sparsity or task: not this row
+    assert high_sparsity.dense_row_dir(args, "mrpc", 42) == run
+    twin = tmp_path / "mrpc-sparse-kd-0.0-20ep-s42-eeeeeeee"  # two finished runs of the row (another config): ambiguous
+    twin.mkdir()
+    (twin / "results.json").write_text("{}")
+    with pytest.raises(SystemExit, match="2 finished runs"):
+        high_sparsity.dense_row_dir(args, "mrpc", 42)
+
+
+def test_agreement_of_a_teacher_row_student_stands_beside_that_dense_row(monkeypatch):
+    store = [_rec("mrpc", 85.5, 0.0, "teacher"), _rec("mrpc", 87.67, 0.0, tag="20ep"), _rec("mrpc", 80.0, 0.0, tag="20ep", seed=43)]
+    store += [{**_rec("mrpc", 86.0, tag="t20ep"), "teacher": "runs/x/mrpc-sparse-kd-0.0-20ep-s42-1003b2e5",
+               "teacher_row": "20ep", "teacher_agreement": {"accuracy": 0.9}}]
+    monkeypatch.setattr(records, "read", lambda benchmark: list(store))
+    rows = [line for line in high_sparsity.table().split("Agreement with the teacher")[1].splitlines()
+            if line.startswith("| sparse-kd | t20ep")]
+    assert rows == ["| sparse-kd | t20ep | 0.90 | magnitude | mrpc | 86.00 | 87.67 | 90.0% | 1 |"]
