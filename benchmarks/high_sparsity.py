@@ -5,7 +5,8 @@ A thin driver over bertprune's own commands: every pruned row is ``bertprune dis
 names (sparsity, criterion, pattern, seed); every dense row is the same machinery with
 ``prune.method=dense``. Teachers are dense fine-tuned runs (recipe ``teacher``), one per task and
 seed, trained once and reused. The metric is the *final* model's on the full dev set (no
-checkpoint picked on dev); SST-2 trains on a seeded 8,000-sentence subsample.
+checkpoint picked on dev); SST-2 trains on a seeded 8,000-sentence subsample (a row's ``--set
+data.train_examples=N`` may lift it; 67349 is the full set).
 
 Each finished run appends a record to ``results/high_sparsity.jsonl`` (format:
 ../shared/BENCHMARKS.md; ``recipe``, ``criterion`` and ``granularity`` filled) and the table
@@ -24,6 +25,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import re
 import statistics
 import sys
 from pathlib import Path
@@ -35,6 +37,7 @@ BENCHMARK = "high_sparsity"
 TASKS = ["mrpc", "stsb", "rte", "cola", "sst2"]
 MAIN = {"sst2": "accuracy", "mrpc": "f1", "stsb": "spearman", "cola": "mcc", "rte": "accuracy"}
 SST2_SUBSAMPLE = 8000
+SST2_TRAIN = 67349  # sentences in SST-2's training file
 TEACHER_RECIPE = "teacher"
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 
@@ -93,10 +96,17 @@ def record_of(results: dict, cfg, task: str, seed: int, recipe: str, tag: str, c
         "teacher": teacher,
         **({"teacher_agreement": results["teacher_agreement"]["dev"]} if "teacher_agreement" in results else {}),
         "notes": (f"final model, full dev set; precision {cfg.train.mixed_precision}; "
-                  + (f"SST-2 subsample {SST2_SUBSAMPLE} of 67,349 (seeded); " if task == "sst2" else "")
+                  + (sst2_note(results["train_examples"]) if task == "sst2" else "")
                   + (f"student starts from the teacher ({teacher}); " if teacher and getattr(cfg, 'distill', None)
                      and cfg.distill.init_from_teacher else "")),
     }
+
+
+def sst2_note(train_examples: int | None) -> str:
+    """What a SST-2 record trained on: the row's own ``data.train_examples`` (``--set`` may lift the 8,000)."""
+    if train_examples is None or train_examples >= SST2_TRAIN:
+        return f"SST-2 full training set ({SST2_TRAIN:,}); "
+    return f"SST-2 subsample {train_examples:,} of {SST2_TRAIN:,} (seeded); "
 
 
 def same_model(a, b) -> bool:
@@ -155,10 +165,13 @@ def dense_row_dir(args, task: str, seed: int) -> Path:
     clear error saying which row to run first."""
     pattern = f"{task}-{args.recipe}-0.0-{args.teacher_row}-s{seed}-*"
     found = sorted(d for d in Path(args.out_dir).glob(pattern) if (d / "results.json").is_file())
-    if len(found) != 1:
+    if not found:
+        raise SystemExit(f"--teacher-row {args.teacher_row}: no finished run matches {Path(args.out_dir) / pattern}; run the "
+                         f"dense row first: --recipe {args.recipe} --sparsity 0 --tasks {task} --seeds {seed} --tag "
+                         f"{args.teacher_row} (nothing was changed)")
+    if len(found) > 1:  # the row ran under two configs (e.g. before and after a recipe change): the user picks
         raise SystemExit(f"--teacher-row {args.teacher_row}: {len(found)} finished runs match {Path(args.out_dir) / pattern} "
-                         f"(need exactly one); run the dense row first: --recipe {args.recipe} --sparsity 0 --tasks {task} "
-                         f"--seeds {seed} --tag {args.teacher_row} (nothing was changed)")
+                         f"({', '.join(d.name for d in found)}); move all but one aside (nothing was changed)")
     return found[0]
 
 
@@ -170,10 +183,12 @@ def run_unit(args, task: str, seed: int) -> dict:
     from bertprune.recipes import DENSE_TWIN, recipe_file
     from bertprune.train import distill, finetune
 
-    teacher_seed = seed if args.teacher_seed is None else args.teacher_seed
-    teacher = dense_row_dir(args, task, teacher_seed) if args.teacher_row else ensure_teacher(args, task, teacher_seed)
     recipe = recipe_file(args.recipe)
     is_distill = "distill" in (yaml.safe_load(recipe.read_text()) or {})  # a recipe with a distill section
+    if args.teacher_row and not is_distill:
+        raise SystemExit(f"--teacher-row: recipe {args.recipe} does not distil (no distill section); nothing was changed")
+    teacher_seed = seed if args.teacher_seed is None else args.teacher_seed
+    teacher = dense_row_dir(args, task, teacher_seed) if args.teacher_row else ensure_teacher(args, task, teacher_seed)
     overrides = task_overrides(task, args, seed)
     if args.sparsity == 0:
         overrides += list(DENSE_TWIN)
@@ -232,7 +247,8 @@ def grouped(recs: list[dict], model: str | None = DEFAULT_MODEL) -> tuple[dict[t
 def table() -> str:
     recs = records.read(BENCHMARK)
     lines = ["# High sparsity: all-MiniLM-L6-v2, five GLUE tasks", "",
-             "Final model, full dev sets (SST-2 trained on a seeded 8,000-sentence subsample). Cells: mean ± sd over "
+             "Final model, full dev sets (SST-2 trained on a seeded 8,000-sentence subsample unless the tag names another size, "
+             "e.g. 40k, 67k = the full set). Cells: mean ± sd over "
              "seeds when there are several (n = seeds). Share = the row's five-task average / the dense average, "
              "where dense per task is the best dense row of the same starting model (the 3-epoch teacher or the same "
              "recipe at sparsity 0). Minutes = training minutes summed over the row's tasks (first seed)."]
@@ -288,7 +304,10 @@ def _teacher_score(recs: list[dict], r: dict) -> float | None:
     folder's ``-sN``) and machine kind (teachers reproduce per CPU model, not across); for ``--teacher-row``,
     the latest record of that dense row, task and seed (the folder's ``-sN-<digest>``)."""
     if r.get("teacher_row"):
-        seed = (r.get("teacher") or "").rsplit("-", 2)[-2].removeprefix("s")
+        m = re.search(r"-s(\d+)-[0-9a-f]{8}$", r.get("teacher") or "")  # the row folder's "-sN-<digest>"
+        if not m:
+            return None
+        seed = m.group(1)
         mine = [x for x in recs if x.get("tag") == r["teacher_row"] and x["target_sparsity"] == 0
                 and x["recipe"] == r["recipe"] and x["task"] == r["task"] and str(x["seed"]) == seed
                 and x["machine"] == r["machine"]]

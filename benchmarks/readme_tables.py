@@ -101,11 +101,18 @@ def high_sparsity() -> str:
     return _md_table("high_sparsity")
 
 
+def _dense_label(recipe: str, tag: str, rs: list[dict]) -> str:
+    """A dense row as the summary names it: recipe / tag (or the epochs of an untagged row), and its seeds."""
+    name = tag if tag and tag != recipe else (f"{rs[0]['epochs']:g} ep" if rs[0].get("epochs") else "-")
+    return f"{recipe} / {name}" + (f", {len(rs)} seeds" if len(rs) > 1 else "")
+
+
 def summary() -> str:
     """The README's first table: sparsity → accuracy kept → speed → size. Accuracy: at each sparsity and
     pattern, the high_sparsity row with the most tasks, then the most seeds (a one-seed variant of a sweep
     must not displace the recipe measured over several), then the highest lowest-task share; per task as a
-    share of the best dense row. Speed and size: the inference records (sequence 128, 2 threads)."""
+    share of the best dense row, which the first row names per task (recipe / tag, or the epochs of an untagged
+    row). Speed and size: the inference records (sequence 128, 2 threads)."""
     import high_sparsity
 
     inf = records.latest(records.read("inference"), key=lambda r: (r["engine"], r["target_sparsity"], r["granularity"], r["batch_size"]))
@@ -118,9 +125,17 @@ def summary() -> str:
     lines = ["| sparsity | pattern | accuracy kept (share of dense, per task) | row | speed-up b1 / b8 (bertprune fp32; int8) | compact file |",
              "|---|---|---|---|---|---|"]
     dense_bytes = inf.get(("torch-default", 0.0, None, 1), {}).get("file_bytes")
+    best = {t: " = ".join(sorted(_dense_label(recipe, tag, by_task[t]) for (recipe, tag, sp, _g, _c), by_task in hs_rows.items()
+                                 if sp == 0 and t in by_task
+                                 and statistics.mean(x["main_metric"] for x in by_task[t]) == dense[t]))  # ties: all of them
+            for t in GLUE_TASKS if t in dense}
+    if best:  # the reference every share below divides by
+        lines.append("| 0% | dense | the reference, each task's best dense row: " + ", ".join(
+            f"{t} {dense[t]:.2f} ({best[t]})" for t in best) + f" | - | {'1.0x' if inf else '-'} | "
+            + (f"{dense_bytes / 1e6:.1f} MB |" if dense_bytes else "- |"))
     for (sp, g), variants in sorted(rows.items()):
-        (recipe, tag), (_seeds, shares) = max(variants.items(), key=lambda kv: (len(kv[1][1]), kv[1][0], min(kv[1][1].values())))
-        kept = ", ".join(f"{t} {100 * shares[t]:.1f}%" for t in GLUE_TASKS if t in shares)
+        (recipe, tag), (_seeds, shares) = max(variants.items(), key=lambda kv: (len(kv[1][1]), kv[1][0], min(kv[1][1].values(), default=0)))
+        kept = ", ".join(f"{t} {100 * shares[t]:.1f}%" for t in GLUE_TASKS if t in shares) or "-"  # no dense row yet
         if len(shares) == len(GLUE_TASKS):
             kept = f"mean of task shares {100 * statistics.mean(shares.values()):.1f}% ({kept})"
         f1, f8 = inf.get(("bertprune-fp32", sp, g, 1)), inf.get(("bertprune-fp32", sp, g, 8))

@@ -142,7 +142,7 @@ def test_teacher_row_names_exactly_one_finished_dense_run(tmp_path):
     from types import SimpleNamespace
 
     args = SimpleNamespace(out_dir=str(tmp_path), recipe="sparse-kd", teacher_row="20ep")
-    with pytest.raises(SystemExit, match="0 finished runs.*--sparsity 0 --tasks mrpc --seeds 42 --tag 20ep"):
+    with pytest.raises(SystemExit, match="no finished run.*--sparsity 0 --tasks mrpc --seeds 42 --tag 20ep"):
         high_sparsity.dense_row_dir(args, "mrpc", 42)
     run = tmp_path / "mrpc-sparse-kd-0.0-20ep-s42-1003b2e5"
     run.mkdir()
@@ -157,7 +157,7 @@ def test_teacher_row_names_exactly_one_finished_dense_run(tmp_path):
     twin = tmp_path / "mrpc-sparse-kd-0.0-20ep-s42-eeeeeeee"  # two finished runs of the row (another config): ambiguous
     twin.mkdir()
     (twin / "results.json").write_text("{}")
-    with pytest.raises(SystemExit, match="2 finished runs"):
+    with pytest.raises(SystemExit, match="2 finished runs.*1003b2e5.*eeeeeeee.*move all but one aside"):
         high_sparsity.dense_row_dir(args, "mrpc", 42)
 
 
@@ -169,3 +169,8 @@ def test_agreement_of_a_teacher_row_student_stands_beside_that_dense_row(monkeyp
     rows = [line for line in high_sparsity.table().split("Agreement with the teacher")[1].splitlines()
             if line.startswith("| sparse-kd | t20ep")]
     assert rows == ["| sparse-kd | t20ep | 0.90 | magnitude | mrpc | 86.00 | 87.67 | 90.0% | 1 |"]
+
+
+def test_a_sst2_record_notes_the_sentences_it_trained_on():
+    assert high_sparsity.sst2_note(8000) == "SST-2 subsample 8,000 of 67,349 (seeded); "
+    assert high_sparsity.sst2_note(67349) == high_sparsity.sst2_note(None) == "SST-2 full training set (67,349); "

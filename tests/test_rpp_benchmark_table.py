@@ -119,3 +119,27 @@ def test_summary_keeps_the_row_of_several_seeds_over_a_luckier_one_seed_variant(
     monkeypatch.setattr(records, "read", lambda benchmark: list(store) if benchmark == "high_sparsity" else [])
     row = next(line for line in readme_tables.summary().splitlines() if line.startswith("| 90% |"))
     assert "| sparse-kd / recipe |" in row and "mean of task shares 90.0%" in row
+
+
+def test_summary_names_each_tasks_dense_reference_row(monkeypatch):
+    def rec(task, metric, tag, seed=42, recipe="sparse-kd"):
+        return {"task": task, "main_metric": metric, "target_sparsity": 0.0, "recipe": recipe, "tag": tag, "seed": seed,
+                "granularity": "unstructured", "criterion": "none", "epochs": 3.0 if recipe == "teacher" else 5.0}
+    store = [rec(t, 80.0, "teacher", recipe="teacher") for t in readme_tables.GLUE_TASKS]
+    store += [rec("mrpc", 86.0, "", 42), rec("mrpc", 84.0, "", 43), rec("sst2", 87.5, "67k")]  # mrpc: mean 85.0
+    store += [rec("mrpc", 84.5, "20ep")]
+    monkeypatch.setattr(records, "read", lambda benchmark: list(store) if benchmark == "high_sparsity" else [])
+    row = next(line for line in readme_tables.summary().splitlines() if line.startswith("| 0% | dense |"))
+    assert ("mrpc 85.00 (sparse-kd / 5 ep, 2 seeds), stsb 80.00 (teacher / 3 ep), rte 80.00 (teacher / 3 ep), "
+            "cola 80.00 (teacher / 3 ep), sst2 87.50 (sparse-kd / 67k)") in row
+
+
+def test_summary_names_every_dense_row_that_ties_for_best_and_none_without_dense(monkeypatch):
+    def rec(task, metric, tag, sparsity=0.0):
+        return {"task": task, "main_metric": metric, "target_sparsity": sparsity, "recipe": "sparse-kd", "tag": tag,
+                "seed": 42, "granularity": "unstructured", "criterion": "none" if not sparsity else "fisher", "epochs": 5.0}
+    store = [rec("mrpc", 86.0, "b"), rec("mrpc", 86.0, "a")]
+    monkeypatch.setattr(records, "read", lambda benchmark: list(store) if benchmark == "high_sparsity" else [])
+    assert "mrpc 86.00 (sparse-kd / a = sparse-kd / b) | - | - | - |" in readme_tables.summary()
+    store[:] = [rec("mrpc", 80.0, "x", 0.9)]  # no dense row: no reference line
+    assert not any(line.startswith("| 0% |") for line in readme_tables.summary().splitlines())
