@@ -159,11 +159,16 @@ def ensure_teacher(args, task: str, seed: int) -> Path:
     return out
 
 
+def row_dir_stem(task: str, recipe: str, sparsity: float, tag: str, seed: int) -> str:
+    """A row's run folder name before the digest of its resolved config (``run_unit`` adds ``-<digest>``)."""
+    return f"{task}-{recipe}-{float(sparsity)}-{tag or 'base'}-s{seed}"
+
+
 def dense_row_dir(args, task: str, seed: int) -> Path:
     """The run folder of this benchmark's dense row ``--teacher-row`` (same recipe at sparsity 0, task and seed):
     a teacher stronger than the 3-epoch one (e.g. the 20-epoch dense twin). Exactly one finished folder, or a
     clear error saying which row to run first."""
-    pattern = f"{task}-{args.recipe}-0.0-{args.teacher_row}-s{seed}-*"
+    pattern = f"{row_dir_stem(task, args.recipe, 0.0, args.teacher_row, seed)}-*"
     found = sorted(d for d in Path(args.out_dir).glob(pattern) if (d / "results.json").is_file())
     if not found:
         raise SystemExit(f"--teacher-row {args.teacher_row}: no finished run matches {Path(args.out_dir) / pattern}; run the "
@@ -200,7 +205,7 @@ def run_unit(args, task: str, seed: int) -> dict:
     cfg = load_config(recipe, overrides, schema=DistillRunConfig if is_distill else RunConfig)
     # the folder is named by the resolved config, so a changed recipe never meets an old run's folder
     digest = hashlib.sha256(to_yaml(cfg).encode()).hexdigest()[:8]
-    cfg.output_dir = str(Path(args.out_dir) / f"{task}-{args.recipe}-{args.sparsity}-{args.tag or 'base'}-s{seed}-{digest}")
+    cfg.output_dir = str(Path(args.out_dir) / f"{row_dir_stem(task, args.recipe, args.sparsity, args.tag, seed)}-{digest}")
     cmd = ["--glue-dir", args.glue_dir, *model_args(args), "--recipe", args.recipe, "--sparsity", str(args.sparsity), "--tasks", task,
            "--seeds", str(seed)] + (["--tag", args.tag] if args.tag else []) + (["--set", *args.set] if args.set else []) + \
         (["--teacher-seed", str(args.teacher_seed)] if args.teacher_seed is not None else []) + \
@@ -303,18 +308,15 @@ def _teacher_score(recs: list[dict], r: dict) -> float | None:
     """The dev score of the teacher a record distilled from: the latest teacher record of its task, seed (the
     folder's ``-sN``) and machine kind (teachers reproduce per CPU model, not across); for ``--teacher-row``,
     the latest record of that dense row, task and seed (the folder's ``-sN-<digest>``)."""
-    if r.get("teacher_row"):
-        m = re.search(r"-s(\d+)-[0-9a-f]{8}$", r.get("teacher") or "")  # the row folder's "-sN-<digest>"
-        if not m:
-            return None
-        seed = m.group(1)
-        mine = [x for x in recs if x.get("tag") == r["teacher_row"] and x["target_sparsity"] == 0
-                and x["recipe"] == r["recipe"] and x["task"] == r["task"] and str(x["seed"]) == seed
-                and x["machine"] == r["machine"]]
-        return mine[-1]["main_metric"] if mine else None
-    seed = (r.get("teacher") or "").rpartition("-s")[2]
-    mine = [x for x in recs if x["recipe"] == TEACHER_RECIPE and x["task"] == r["task"] and str(x["seed"]) == seed
-            and x["machine"] == r["machine"]]
+    row = r.get("teacher_row")
+    if row:  # a dense row of this benchmark: the seed sits before the folder's digest
+        m = re.search(r"-s(\d+)-[0-9a-f]{8}$", r.get("teacher") or "")
+        seed = m.group(1) if m else None
+    else:
+        seed = (r.get("teacher") or "").rpartition("-s")[2]
+    mine = [x for x in recs if x["task"] == r["task"] and str(x["seed"]) == seed and x["machine"] == r["machine"]
+            and ((x.get("tag") == row and x["target_sparsity"] == 0 and x["recipe"] == r["recipe"]) if row
+                 else x["recipe"] == TEACHER_RECIPE)]
     return mine[-1]["main_metric"] if mine else None
 
 
