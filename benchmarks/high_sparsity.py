@@ -177,7 +177,25 @@ def dense_row_dir(args, task: str, seed: int) -> Path:
     if len(found) > 1:  # the row ran under two configs (e.g. before and after a recipe change): the user picks
         raise SystemExit(f"--teacher-row {args.teacher_row}: {len(found)} finished runs match {Path(args.out_dir) / pattern} "
                          f"({', '.join(d.name for d in found)}); move all but one aside (nothing was changed)")
+    check_row_model(found[0], args)
     return found[0]
+
+
+def check_row_model(run: Path, args) -> None:
+    """A dense row distils from (and starts from) this out-dir's teacher; that teacher must hold ``--model``, or the
+    student would learn another model's task head under this model's name."""
+    import yaml
+
+    saved = yaml.safe_load((run / "config.yaml").read_text()) if (run / "config.yaml").is_file() else {}
+    teacher = Path(((saved or {}).get("distill") or {}).get("teacher") or "")
+    teacher_cfg = yaml.safe_load((teacher / "config.yaml").read_text()) if (teacher / "config.yaml").is_file() else {}
+    model = ((teacher_cfg or {}).get("model") or {}).get("name")
+    if model is None:
+        raise SystemExit(f"--teacher-row {args.teacher_row}: cannot tell which model {run} was trained from (its config.yaml "
+                         f"names no readable teacher); nothing was changed")
+    if not same_model(model, args.model):
+        raise SystemExit(f"--teacher-row {args.teacher_row}: {run} was trained from {model}, not {args.model}; pass the "
+                         f"--out-dir of {args.model}'s runs (nothing was changed)")
 
 
 def run_unit(args, task: str, seed: int) -> dict:

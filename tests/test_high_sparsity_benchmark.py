@@ -141,11 +141,15 @@ def test_records_read_skips_a_line_still_being_appended(tmp_path, monkeypatch):
 def test_teacher_row_names_exactly_one_finished_dense_run(tmp_path):
     from types import SimpleNamespace
 
-    args = SimpleNamespace(out_dir=str(tmp_path), recipe="sparse-kd", teacher_row="20ep")
+    args = SimpleNamespace(out_dir=str(tmp_path), recipe="sparse-kd", teacher_row="20ep", model="all-MiniLM-L6-v2")
     with pytest.raises(SystemExit, match="no finished run.*--sparsity 0 --tasks mrpc --seeds 42 --tag 20ep"):
         high_sparsity.dense_row_dir(args, "mrpc", 42)
+    teacher = tmp_path / "teacher-mrpc-s42"
+    teacher.mkdir()
+    (teacher / "config.yaml").write_text("model:\n  name: all-MiniLM-L6-v2\n")
     run = tmp_path / "mrpc-sparse-kd-0.0-20ep-s42-1003b2e5"
     run.mkdir()
+    (run / "config.yaml").write_text(f"distill:\n  teacher: {teacher}\n")
     with pytest.raises(SystemExit):  # not finished: no results.json
         high_sparsity.dense_row_dir(args, "mrpc", 42)
     (run / "results.json").write_text("{}")
@@ -159,6 +163,25 @@ def test_teacher_row_names_exactly_one_finished_dense_run(tmp_path):
     (twin / "results.json").write_text("{}")
     with pytest.raises(SystemExit, match="2 finished runs.*1003b2e5.*eeeeeeee.*move all but one aside"):
         high_sparsity.dense_row_dir(args, "mrpc", 42)
+
+
+def test_teacher_row_of_another_model_is_refused(tmp_path):
+    from types import SimpleNamespace
+
+    args = SimpleNamespace(out_dir=str(tmp_path), recipe="sparse-kd", teacher_row="20ep", model="all-MiniLM-L6-v2")
+    run = tmp_path / "mrpc-sparse-kd-0.0-20ep-s42-1003b2e5"
+    run.mkdir()
+    (run / "results.json").write_text("{}")
+    with pytest.raises(SystemExit, match="cannot tell which model"):  # no config.yaml: no teacher to read
+        high_sparsity.dense_row_dir(args, "mrpc", 42)
+    teacher = tmp_path / "teacher-mrpc-s42"
+    teacher.mkdir()
+    (teacher / "config.yaml").write_text("model:\n  name: ../shared/models/paraphrase-MiniLM-L3-v2\n")
+    (run / "config.yaml").write_text(f"distill:\n  teacher: {teacher}\n")
+    with pytest.raises(SystemExit, match="trained from ../shared/models/paraphrase-MiniLM-L3-v2, not all-MiniLM-L6-v2"):
+        high_sparsity.dense_row_dir(args, "mrpc", 42)
+    (teacher / "config.yaml").write_text("model:\n  name: all-MiniLM-L6-v2\n")
+    assert high_sparsity.dense_row_dir(args, "mrpc", 42) == run
 
 
 def test_agreement_of_a_teacher_row_student_stands_beside_that_dense_row(monkeypatch):
