@@ -120,14 +120,18 @@ def same_model(a, b) -> bool:
     return pa.exists() and pb.exists() and pa.resolve() == pb.resolve()
 
 
-def check_same_teacher(out: Path, cfg) -> None:
-    """A teacher folder is reused only for the teacher it holds: the same model, task, data and seed."""
+def saved_config(run: Path) -> dict:
+    """The resolved config a run saved beside itself (empty when it has none)."""
     import yaml
 
-    saved_file = out / "config.yaml"
-    if not saved_file.is_file():
+    return (yaml.safe_load((run / "config.yaml").read_text()) or {}) if (run / "config.yaml").is_file() else {}
+
+
+def check_same_teacher(out: Path, cfg) -> None:
+    """A teacher folder is reused only for the teacher it holds: the same model, task, data and seed."""
+    if not (out / "config.yaml").is_file():
         return
-    saved = yaml.safe_load(saved_file.read_text()) or {}
+    saved = saved_config(out)
     want = {"model.name": cfg.model.name, "data.task": cfg.data.task, "data.train_examples": cfg.data.train_examples,
             "train.seed": cfg.train.seed, "train.epochs": cfg.train.epochs}
     have = {k: (saved.get(k.split(".")[0]) or {}).get(k.split(".")[1]) for k in want}
@@ -184,12 +188,8 @@ def dense_row_dir(args, task: str, seed: int) -> Path:
 def check_row_model(run: Path, args) -> None:
     """A dense row distils from (and starts from) this out-dir's teacher; that teacher must hold ``--model``, or the
     student would learn another model's task head under this model's name."""
-    import yaml
-
-    saved = yaml.safe_load((run / "config.yaml").read_text()) if (run / "config.yaml").is_file() else {}
-    teacher = Path(((saved or {}).get("distill") or {}).get("teacher") or "")
-    teacher_cfg = yaml.safe_load((teacher / "config.yaml").read_text()) if (teacher / "config.yaml").is_file() else {}
-    model = ((teacher_cfg or {}).get("model") or {}).get("name")
+    teacher = (saved_config(run).get("distill") or {}).get("teacher")  # none: not read from the cwd's config.yaml
+    model = (saved_config(Path(teacher)).get("model") or {}).get("name") if teacher else None
     if model is None:
         raise SystemExit(f"--teacher-row {args.teacher_row}: cannot tell which model {run} was trained from (its config.yaml "
                          f"names no readable teacher); nothing was changed")
