@@ -249,6 +249,11 @@ def model_of(r: dict) -> str:
     return r.get("model", DEFAULT_MODEL)
 
 
+def seed_mean(rs: list[dict]) -> float:
+    """A row's score on one task: the mean of its seeds' main metrics."""
+    return statistics.mean(x["main_metric"] for x in rs)
+
+
 def grouped(recs: list[dict], model: str | None = DEFAULT_MODEL) -> tuple[dict[tuple, dict[str, list[dict]]], dict[str, float]]:
     """Rows (``row_key`` → task → the latest record of each seed) and, per task, the dense baseline:
     the best seed-mean over dense rows (the teacher, or a recipe at sparsity 0), over the records of
@@ -263,7 +268,7 @@ def grouped(recs: list[dict], model: str | None = DEFAULT_MODEL) -> tuple[dict[t
     for key, by_task in rows.items():
         if key[2] == 0:
             for t, rs in by_task.items():
-                dense[t] = max(dense.get(t, float("-inf")), statistics.mean(x["main_metric"] for x in rs))
+                dense[t] = max(dense.get(t, float("-inf")), seed_mean(rs))
     return rows, dense
 
 
@@ -297,7 +302,7 @@ def _model_table(recs: list[dict]) -> list[str]:
                 cells.append("-")
                 continue
             vals = [x["main_metric"] for x in rs]
-            m = statistics.mean(vals)
+            m = seed_mean(rs)
             means.append(m)
             if t in dense and dense[t]:
                 shares.append(m / dense[t])
@@ -357,7 +362,7 @@ def _agreement_table(recs: list[dict]) -> list[str]:
         agree = statistics.mean(100 * x["teacher_agreement"][AGREEMENT.get(task, "accuracy")] for x in rs)
         teachers = {_teacher_score(recs, x) for x in rs} - {None}
         teacher = "/".join(f"{t:.2f}" for t in sorted(teachers)) or "-"
-        score = statistics.mean(x["main_metric"] for x in rs)
+        score = seed_mean(rs)
         lines.append(f"| {key[0]} | {key[1] or '-'} | {key[2]:.2f} | {key[4]} | {task} | {score:.2f} | {teacher} | "
                      f"{agree:.1f}% | {len(rs)} |")
     return lines

@@ -121,13 +121,13 @@ def summary() -> str:
     for (recipe, tag, sp, g, _criterion), by_task in hs_rows.items():
         if sp > 0:
             rows.setdefault((sp, g), {})[(recipe, tag)] = (max(len(rs) for rs in by_task.values()), {
-                t: statistics.mean(x["main_metric"] for x in rs) / dense[t] for t, rs in by_task.items() if t in dense})
+                t: high_sparsity.seed_mean(rs) / dense[t] for t, rs in by_task.items() if t in dense})
     lines = ["| sparsity | pattern | accuracy kept (share of dense, per task) | row | speed-up b1 / b8 (bertprune fp32; int8) | compact file |",
              "|---|---|---|---|---|---|"]
     dense_bytes = inf.get(("torch-default", 0.0, None, 1), {}).get("file_bytes")
     best = {t: " = ".join(sorted(_dense_label(recipe, tag, by_task[t]) for (recipe, tag, sp, _g, _c), by_task in hs_rows.items()
                                  if sp == 0 and t in by_task
-                                 and statistics.mean(x["main_metric"] for x in by_task[t]) == dense[t]))  # ties: all of them
+                                 and high_sparsity.seed_mean(by_task[t]) == dense[t]))  # ties: all of them
             for t in GLUE_TASKS if t in dense}
     if best:  # the reference every share below divides by
         lines.append("| 0% | dense | the reference, each task's best dense row: " + ", ".join(

@@ -399,7 +399,7 @@ def table() -> str:
             if task in tasks:
                 rows.setdefault((name, method), {}).setdefault(task, []).append(r)
         for (name, method), by_task in sorted(rows.items()):
-            means = {t: statistics.mean(x["main_metric"] for x in by_task[t]) for t in tasks if t in by_task}
+            means = {t: high_sparsity.seed_mean(by_task[t]) for t in tasks if t in by_task}
             cells = [f"{means[t]:.2f}" if t in means else "-" for t in tasks]
             # an average only over all five tasks: a partial row's average would compare unlike sets
             complete = set(means) == set(high_sparsity.TASKS) and all(t in dense for t in tasks)
