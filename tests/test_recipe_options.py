@@ -164,3 +164,31 @@ def test_cap_must_sit_above_the_target_and_dense_twin_config_loads():
                                                  "prune.schedule.initial_sparsity=0", "prune.criterion=magnitude",
                                                  "prune.granularity=unstructured"], schema=DistillRunConfig)
     assert cfg.prune.method == "dense"
+
+
+@pytest.mark.parametrize("kind", ["bert-dropout", "distilbert"])
+def test_model_dropout_replaces_every_dropout_of_the_config(tiny_models, kind):
+    from transformers import AutoModelForSequenceClassification
+
+    from bertprune.config import ModelConfig
+    from bertprune.models import load_model
+
+    kept = load_model(ModelConfig(name=str(tiny_models[kind])), AutoModelForSequenceClassification)
+    off = load_model(ModelConfig(name=str(tiny_models[kind]), dropout=0.0), AutoModelForSequenceClassification)
+    fields = ("hidden_dropout_prob", "attention_probs_dropout_prob") if kind == "bert-dropout" else ("dropout", "attention_dropout")
+    assert [getattr(kept.config, f) for f in fields] == ([0.1, 0.1] if kind == "bert-dropout" else [0.0, 0.0])
+    assert [getattr(off.config, f) for f in fields] == [0.0, 0.0]
+    # the modules themselves: with dropout 0 a training-mode forward is deterministic, with 0.1 it is not
+    if kind == "bert-dropout":
+        x = torch.randint(5, 40, (2, 8))
+        kept.train(), off.train()
+        assert not torch.equal(kept(input_ids=x).logits, kept(input_ids=x).logits)
+        assert torch.equal(off(input_ids=x).logits, off(input_ids=x).logits)
+
+
+def test_model_dropout_is_checked_and_saved_beside_the_run(run_args, tmp_path):
+    with pytest.raises(BertpruneError, match="model.dropout"):
+        load_config(None, ["model.dropout=1.0"])
+    assert run(run_args("d0", "bert-dropout", "sst2", "--epochs", "1", "model.dropout=0.0")) == 0
+    assert "dropout: 0.0" in (tmp_path / "d0" / "config.yaml").read_text()
+    assert json.loads((tmp_path / "d0" / "final" / "config.json").read_text())["hidden_dropout_prob"] == 0.0

@@ -143,11 +143,27 @@ def check_weights(path: str) -> None:
         )
 
 
+#: The config fields that hold a dropout probability (BERT, RoBERTa, ALBERT ...; DistilBERT).
+DROPOUT_FIELDS = ("hidden_dropout_prob", "attention_probs_dropout_prob", "dropout", "attention_dropout")
+
+
+def set_dropout(config, p: float, name: str) -> None:
+    """Set every dropout probability of a transformers ``config`` to ``p``; an error if it has none."""
+    fields = [f for f in DROPOUT_FIELDS if isinstance(getattr(config, f, None), (int, float))]
+    if not fields:
+        raise BertpruneError(f"model {name!r}: its config has none of {', '.join(DROPOUT_FIELDS)}, "
+                             f"so model.dropout cannot be set; leave model.dropout empty")
+    for f in fields:
+        setattr(config, f, p)
+
+
 def load_model(cfg: ModelConfig, auto_class, output_loading_info: bool = False, **config_overrides):
     """``auto_class.from_pretrained`` on safetensors weights, with clear errors. With
     ``output_loading_info`` it returns ``(model, info)``; ``info["missing_keys"]`` names the weights
-    the checkpoint lacked (e.g. an untrained head)."""
+    the checkpoint lacked (e.g. an untrained head). ``cfg.dropout``, when set, replaces the config's."""
     config = load_config(cfg, **config_overrides)
+    if getattr(cfg, "dropout", None) is not None:
+        set_dropout(config, cfg.dropout, cfg.name)
     path = resolve_model_path(cfg.name)
     check_weights(path)
     try:
