@@ -175,9 +175,11 @@ def test_model_dropout_replaces_every_dropout_of_the_config(tiny_models, kind):
 
     kept = load_model(ModelConfig(name=str(tiny_models[kind])), AutoModelForSequenceClassification)
     off = load_model(ModelConfig(name=str(tiny_models[kind]), dropout=0.0), AutoModelForSequenceClassification)
-    fields = ("hidden_dropout_prob", "attention_probs_dropout_prob") if kind == "bert-dropout" else ("dropout", "attention_dropout")
-    assert [getattr(kept.config, f) for f in fields] == ([0.1, 0.1] if kind == "bert-dropout" else [0.0, 0.0])
-    assert [getattr(off.config, f) for f in fields] == [0.0, 0.0]
+    fields = (("hidden_dropout_prob", "attention_probs_dropout_prob") if kind == "bert-dropout"
+              else ("dropout", "attention_dropout", "seq_classif_dropout"))
+    assert [getattr(kept.config, f) for f in fields] == ([0.1, 0.1] if kind == "bert-dropout" else [0.0, 0.0, 0.2])
+    assert [getattr(off.config, f) for f in fields] == [0.0] * len(fields)
+    assert off.config.to_dict().get("classifier_dropout") is None  # unset stays unset: the head follows hidden_dropout_prob
     # the modules themselves: with dropout 0 a training-mode forward is deterministic, with 0.1 it is not
     if kind == "bert-dropout":
         x = torch.randint(5, 40, (2, 8))

@@ -38,9 +38,10 @@ class ModelConfig:
     revision: Optional[str] = None
     #: Run code shipped with a hub model. Off unless asked: it executes someone else's Python.
     trust_remote_code: bool = False
-    #: Dropout while training, set on every dropout of the model's config (BERT: hidden and attention
-    #: probabilities; DistilBERT: dropout and attention dropout); None keeps the checkpoint's (0.1 for BERT).
-    #: A 90%-sparse student has a tenth of the weights to fit its teacher with (see high_sparsity.md).
+    #: Dropout while training, set on every dropout of the model's config (BERT: hidden, attention and a set
+    #: classifier dropout; DistilBERT: dropout, attention and head dropout); None keeps the checkpoint's (0.1 for
+    #: BERT). Measured at 90% (README, "Dropout 0 at ten epochs"): 0 moved no task beyond seed noise, and cost
+    #: the dense twins about 1.4 points, so the recipes keep the checkpoint's.
     dropout: Optional[float] = None
 
 

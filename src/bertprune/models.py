@@ -143,8 +143,10 @@ def check_weights(path: str) -> None:
         )
 
 
-#: The config fields that hold a dropout probability (BERT, RoBERTa, ALBERT ...; DistilBERT).
-DROPOUT_FIELDS = ("hidden_dropout_prob", "attention_probs_dropout_prob", "dropout", "attention_dropout")
+#: The config fields that hold a dropout probability (BERT, RoBERTa, ALBERT ...; DistilBERT). A field left
+#: None (BERT's ``classifier_dropout``: the head then uses ``hidden_dropout_prob``) stays None.
+DROPOUT_FIELDS = ("hidden_dropout_prob", "attention_probs_dropout_prob", "classifier_dropout",
+                  "dropout", "attention_dropout", "seq_classif_dropout")
 
 
 def set_dropout(config, p: float, name: str) -> None:
