@@ -164,7 +164,7 @@ def load_model(cfg: ModelConfig, auto_class, output_loading_info: bool = False, 
     ``output_loading_info`` it returns ``(model, info)``; ``info["missing_keys"]`` names the weights
     the checkpoint lacked (e.g. an untrained head). ``cfg.dropout``, when set, replaces the config's."""
     config = load_config(cfg, **config_overrides)
-    if getattr(cfg, "dropout", None) is not None:
+    if cfg.dropout is not None:
         set_dropout(config, cfg.dropout, cfg.name)
     path = resolve_model_path(cfg.name)
     check_weights(path)
