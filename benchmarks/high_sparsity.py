@@ -321,7 +321,60 @@ def _model_table(recs: list[dict]) -> list[str]:
                      f"| {key[0]} | {key[1] or '-'} | {key[2]:.2f} | {key[3]} | {key[4]} | " + " | ".join(cells)
                      + f" | {'-' if avg != avg else f'{avg:.2f}'} | - | - | {'/'.join(f'{e:g}' for e in epochs)} | {minutes:.0f} | {n} |")
     machines = sorted({r["machine"] for r in recs})
-    return lines + (["", "Machines: " + "; ".join(machines)] if machines else []) + _agreement_table(recs)
+    return (lines + _like_for_like_table(rows) + (["", "Machines: " + "; ".join(machines)] if machines else [])
+            + _agreement_table(recs))
+
+
+# --- like for like: each pruned row against its dense twin -----------------------------------------
+# The issue's targets divide by dense *trained on the same budget*. A row's twin is the dense row of the same
+# recipe whose tag is the row's tag without its criterion or pattern name (``fisher-10ep`` → ``10ep``, ``1x4``
+# and ``fisher`` → the untagged twin): the same epochs, data and other overrides, at sparsity 0.
+# A composite takes each task's cell from a named row (each cell still against its own row's twin): the
+# longest budget measured per task.
+COMPOSITES = [(0.9, "fisher-20ep", {"sst2": "fisher-67k-3ep"}), (0.8, "fisher-10ep", {"sst2": "fisher-67k-3ep"})]
+
+
+def twin_tag(tag: str, criterion: str | None, pattern: str | None) -> str:
+    """The tag of a pruned row's dense twin: ``tag`` without a leading criterion or pattern name."""
+    for name in (criterion, pattern):
+        n = (name or "").replace("_", "-")
+        if n and (tag == n or tag.startswith(n + "-")):
+            tag = tag[len(n) + 1:]
+    return tag
+
+
+def _like_for_like_table(rows: dict[tuple, dict[str, list[dict]]]) -> list[str]:
+    """Per pruned row with a twin: each task's seed mean as a share of the twin's, and the share of the twin's
+    average over the tasks both have (the issue's measure when all five are there)."""
+    dense = {(k[0], k[1]): by_task for k, by_task in rows.items() if k[2] == 0}
+    pairs = {}  # (tag, sparsity, pattern, criterion) → (twin's tag, task → (the row's records, the twin's records))
+    for (recipe, tag, sparsity, pattern, criterion), by_task in rows.items():
+        twin = dense.get((recipe, twin_tag(tag, criterion, pattern)))
+        if sparsity > 0 and twin and (cells := {t: (by_task[t], twin[t]) for t in TASKS if t in by_task and t in twin}):
+            pairs[(tag, sparsity, pattern, criterion)] = (twin_tag(tag, criterion, pattern) or "-", cells)
+    for sparsity, base, other in COMPOSITES:  # an unstructured row with some tasks taken from other rows
+        found = {t: next((v[1][t] for k, v in pairs.items() if k[:3] == (other.get(t, base), sparsity, "unstructured")
+                          and t in v[1]), None) for t in TASKS}
+        criteria = {k[3] for k in pairs if k[:3] == (base, sparsity, "unstructured")}
+        if all(found.values()) and len(criteria) == 1:
+            label = f"{base}; " + ", ".join(f"{t} from {tag}" for t, tag in other.items())
+            pairs[(label, sparsity, "unstructured", criteria.pop())] = ("each cell's own", found)
+    if not pairs:
+        return []
+    lines = ["", "Like for like: each pruned row against its dense twin, the dense row of the same recipe whose tag is "
+             "the row's without its criterion or pattern (same epochs, data and overrides). Cells: the row's seed mean "
+             "as a share of the twin's; share = the row's average / the twin's over the tasks both have (the issue's "
+             "measure when all five are there). A composite takes each task from a named row.", "",
+             "| tag | sparsity | pattern | criterion | twin | " + " | ".join(TASKS) + " | share of twin | min task share | tasks |",
+             "|---|---|---|---|---|" + "---|" * (len(TASKS) + 3)]
+    for (label, sparsity, pattern, criterion), (twin, cells) in sorted(pairs.items(), key=lambda kv: (kv[0][1], kv[0][2], kv[0][0])):
+        mine = {t: seed_mean(a) for t, (a, _b) in cells.items()}
+        ref = {t: seed_mean(b) for t, (_a, b) in cells.items()}
+        share = sum(mine.values()) / sum(ref.values())
+        lines.append(f"| {label or '-'} | {sparsity:.2f} | {pattern} | {criterion} | {twin} | "
+                     + " | ".join(f"{100 * mine[t] / ref[t]:.1f}%" if t in cells else "-" for t in TASKS)
+                     + f" | {100 * share:.1f}% | {100 * min(mine[t] / ref[t] for t in cells):.1f}% | {len(cells)} |")
+    return lines
 
 
 AGREEMENT = {"stsb": "spearman"}  # what "agrees" means per task: equal predictions (accuracy) unless named here

@@ -197,3 +197,32 @@ def test_agreement_of_a_teacher_row_student_stands_beside_that_dense_row(monkeyp
 def test_a_sst2_record_notes_the_sentences_it_trained_on():
     assert high_sparsity.sst2_note(8000) == "SST-2 subsample 8,000 of 67,349 (seeded); "
     assert high_sparsity.sst2_note(67349) == high_sparsity.sst2_note(None) == "SST-2 full training set (67,349); "
+
+
+def test_a_twin_tag_drops_the_criterion_or_pattern_and_nothing_else():
+    assert high_sparsity.twin_tag("fisher-10ep", "fisher", "unstructured") == "10ep"
+    assert high_sparsity.twin_tag("fisher", "fisher", "unstructured") == ""
+    assert high_sparsity.twin_tag("1x4", "fisher", "1x4") == ""
+    assert high_sparsity.twin_tag("snip-momentum", "snip_momentum", "unstructured") == ""
+    assert high_sparsity.twin_tag("fisher-10ep-t20ep", "fisher", "unstructured") == "10ep-t20ep"
+    assert high_sparsity.twin_tag("fishery", "fisher", "unstructured") == "fishery"  # a name, not a prefix of a word
+    assert high_sparsity.twin_tag("local", "magnitude", "unstructured") == "local"
+
+
+def test_like_for_like_divides_by_the_twin_of_the_same_budget_and_builds_composites(monkeypatch):
+    def fisher(task, metric, tag, seed=42):
+        return {**_rec(task, metric, tag=tag, seed=seed), "criterion": "fisher"}
+    store = [_rec(t, 100.0, 0.0, "teacher") for t in high_sparsity.TASKS]  # the best dense row: not a twin
+    store += [_rec(t, 80.0, 0.0, tag="20ep") for t in high_sparsity.TASKS] + [_rec("sst2", 90.0, 0.0, tag="67k-3ep")]
+    store += [fisher(t, 72.0, "fisher-20ep") for t in high_sparsity.TASKS] + [fisher("cola", 76.0, "fisher-20ep", seed=43)]
+    store += [fisher("sst2", 90.0, "fisher-67k-3ep"), fisher("mrpc", 70.0, "fisher-lr2e-4")]  # the last has no twin
+    monkeypatch.setattr(records, "read", lambda benchmark: list(store))
+    section = high_sparsity.table().split("Like for like")[1]
+    rows = {r[0]: r for r in ([c.strip() for c in line.strip("|").split("|")] for line in section.splitlines()
+                              if line.startswith("| fisher"))}
+    # cola: the mean of seeds 42 and 43 (74) over the twin's 80; the row's share: (4·72 + 74) / (5·80)
+    assert rows["fisher-20ep"][4:] == ["20ep", "90.0%", "90.0%", "90.0%", "92.5%", "90.0%", "90.5%", "90.0%", "5"]
+    assert rows["fisher-67k-3ep"][4:] == ["67k-3ep", "-", "-", "-", "-", "100.0%", "100.0%", "100.0%", "1"]
+    assert rows["fisher-20ep; sst2 from fisher-67k-3ep"][4:] == [
+        "each cell's own", "90.0%", "90.0%", "90.0%", "92.5%", "100.0%", "92.7%", "90.0%", "5"]  # (3·72 + 74 + 90) / (4·80 + 90)
+    assert "fisher-lr2e-4" not in rows
