@@ -328,52 +328,67 @@ def _model_table(recs: list[dict]) -> list[str]:
 # --- like for like: each pruned row against its dense twin -----------------------------------------
 # The issue's targets divide by dense *trained on the same budget*. A row's twin is the dense row of the same
 # recipe whose tag is the row's tag without its criterion or pattern name (``fisher-10ep`` → ``10ep``, ``1x4``
-# and ``fisher`` → the untagged twin): the same epochs, data and other overrides, at sparsity 0.
-# A composite takes each task's cell from a named row (each cell still against its own row's twin): the
-# longest budget measured per task.
-COMPOSITES = [(0.9, "fisher-20ep", {"sst2": "fisher-67k-3ep"}), (0.8, "fisher-10ep", {"sst2": "fisher-67k-3ep"})]
+# and ``fisher`` → the untagged twin): the same epochs, data and other overrides, at sparsity 0. A task counts
+# only where both ran the same epochs.
+# A composite is a row (recipe, sparsity, pattern, criterion, tag) with some tasks taken from another tag of
+# the same recipe, sparsity, pattern and criterion, each cell against its own twin: the longest budget
+# measured per task (SST-2's full training set in 3 epochs costs what 20 epochs of 8,000 sentences do).
+COMPOSITES = [(("sparse-kd", 0.9, "unstructured", "fisher", "fisher-20ep"), {"sst2": "fisher-67k-3ep"}),
+              (("sparse-kd", 0.8, "unstructured", "fisher", "fisher-10ep"), {"sst2": "fisher-67k-3ep"})]
 
 
 def twin_tag(tag: str, criterion: str | None, pattern: str | None) -> str:
-    """The tag of a pruned row's dense twin: ``tag`` without a leading criterion or pattern name."""
-    for name in (criterion, pattern):
-        n = (name or "").replace("_", "-")
-        if n and (tag == n or tag.startswith(n + "-")):
-            tag = tag[len(n) + 1:]
+    """The tag of a pruned row's dense twin: ``tag`` without leading criterion or pattern names (either order)."""
+    names = [n.replace("_", "-") for n in (criterion, pattern) if n]
+    while hit := next((n for n in names if tag == n or tag.startswith(n + "-")), None):
+        tag = tag[len(hit) + 1:]
     return tag
+
+
+def _twin_cells(by_task: dict[str, list[dict]], twin: dict[str, list[dict]]) -> dict[str, tuple[float, float]]:
+    """Task → (the row's seed mean, the twin's), over the tasks both ran with the same epochs."""
+    return {t: (seed_mean(by_task[t]), seed_mean(twin[t])) for t in TASKS
+            if t in by_task and t in twin and by_task[t][0]["epochs"] == twin[t][0]["epochs"]}
 
 
 def _like_for_like_table(rows: dict[tuple, dict[str, list[dict]]]) -> list[str]:
     """Per pruned row with a twin: each task's seed mean as a share of the twin's, and the share of the twin's
     average over the tasks both have (the issue's measure when all five are there)."""
-    dense = {(k[0], k[1]): by_task for k, by_task in rows.items() if k[2] == 0}
-    pairs = {}  # (tag, sparsity, pattern, criterion) → (twin's tag, task → (the row's records, the twin's records))
+    dense = {(recipe, tag): by_task for (recipe, tag, sparsity, *_), by_task in rows.items() if sparsity == 0}
+    out = []  # (recipe, sparsity, pattern, criterion, label, twin label, task → (row, twin))
     for (recipe, tag, sparsity, pattern, criterion), by_task in rows.items():
-        twin = dense.get((recipe, twin_tag(tag, criterion, pattern)))
-        if sparsity > 0 and twin and (cells := {t: (by_task[t], twin[t]) for t in TASKS if t in by_task and t in twin}):
-            pairs[(tag, sparsity, pattern, criterion)] = (twin_tag(tag, criterion, pattern) or "-", cells)
-    for sparsity, base, other in COMPOSITES:  # an unstructured row with some tasks taken from other rows
-        found = {t: next((v[1][t] for k, v in pairs.items() if k[:3] == (other.get(t, base), sparsity, "unstructured")
-                          and t in v[1]), None) for t in TASKS}
-        criteria = {k[3] for k in pairs if k[:3] == (base, sparsity, "unstructured")}
-        if all(found.values()) and len(criteria) == 1:
+        twin = twin_tag(tag, criterion, pattern)
+        cells = _twin_cells(by_task, dense.get((recipe, twin), {})) if sparsity > 0 else {}
+        if cells:
+            out.append((recipe, sparsity, pattern, criterion, tag or "-", twin or "-", cells))
+    for (recipe, sparsity, pattern, criterion, base), other in COMPOSITES:
+        cells, twins = {}, {}
+        for t in TASKS:
+            tag = other.get(t, base)
+            twin = twin_tag(tag, criterion, pattern)
+            row = rows.get((recipe, tag, sparsity, pattern, criterion), {})
+            cells |= _twin_cells({t: row[t]} if t in row else {}, dense.get((recipe, twin), {}))
+            twins[t] = twin or "-"
+        if cells:  # a composite not (yet) measured on every task shows what it has, with its task count
             label = f"{base}; " + ", ".join(f"{t} from {tag}" for t, tag in other.items())
-            pairs[(label, sparsity, "unstructured", criteria.pop())] = ("each cell's own", found)
-    if not pairs:
+            twin = f"{twins[next(t for t in TASKS if t not in other)]}; " + ", ".join(f"{t}: {twins[t]}" for t in other)
+            out.append((recipe, sparsity, pattern, criterion, label, twin, cells))
+    if not out:
         return []
     lines = ["", "Like for like: each pruned row against its dense twin, the dense row of the same recipe whose tag is "
-             "the row's without its criterion or pattern (same epochs, data and overrides). Cells: the row's seed mean "
-             "as a share of the twin's; share = the row's average / the twin's over the tasks both have (the issue's "
-             "measure when all five are there). A composite takes each task from a named row.", "",
-             "| tag | sparsity | pattern | criterion | twin | " + " | ".join(TASKS) + " | share of twin | min task share | tasks |",
-             "|---|---|---|---|---|" + "---|" * (len(TASKS) + 3)]
-    for (label, sparsity, pattern, criterion), (twin, cells) in sorted(pairs.items(), key=lambda kv: (kv[0][1], kv[0][2], kv[0][0])):
-        mine = {t: seed_mean(a) for t, (a, _b) in cells.items()}
-        ref = {t: seed_mean(b) for t, (_a, b) in cells.items()}
-        share = sum(mine.values()) / sum(ref.values())
-        lines.append(f"| {label or '-'} | {sparsity:.2f} | {pattern} | {criterion} | {twin} | "
-                     + " | ".join(f"{100 * mine[t] / ref[t]:.1f}%" if t in cells else "-" for t in TASKS)
-                     + f" | {100 * share:.1f}% | {100 * min(mine[t] / ref[t] for t in cells):.1f}% | {len(cells)} |")
+             "the row's without its criterion or pattern (same epochs, data and overrides; rows without one are left "
+             "out). Cells: the row's seed mean as a share of the twin's; share = the row's average / the twin's over "
+             "the tasks both have (the issue's measure when all five are there). A composite takes some tasks from "
+             "another row, each against its own twin.", "",
+             "| recipe | tag | sparsity | pattern | criterion | twin | " + " | ".join(TASKS)
+             + " | share of twin | min task share | tasks |", "|---|---|---|---|---|---|" + "---|" * (len(TASKS) + 3)]
+    for recipe, sparsity, pattern, criterion, label, twin, cells in sorted(out, key=lambda r: (r[1], r[2], r[4])):
+        share = {t: mine / ref for t, (mine, ref) in cells.items() if ref > 0}  # an MCC of 0 or below has no share
+        total = sum(ref for _mine, ref in cells.values())
+        lines.append(f"| {recipe} | {label} | {sparsity:.2f} | {pattern} | {criterion} | {twin} | "
+                     + " | ".join(f"{100 * share[t]:.1f}%" if t in share else "-" for t in TASKS)
+                     + (f" | {100 * sum(m for m, _r in cells.values()) / total:.1f}%" if total > 0 else " | -")
+                     + (f" | {100 * min(share.values()):.1f}%" if share else " | -") + f" | {len(cells)} |")
     return lines
 
 

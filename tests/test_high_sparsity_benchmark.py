@@ -203,26 +203,42 @@ def test_a_twin_tag_drops_the_criterion_or_pattern_and_nothing_else():
     assert high_sparsity.twin_tag("fisher-10ep", "fisher", "unstructured") == "10ep"
     assert high_sparsity.twin_tag("fisher", "fisher", "unstructured") == ""
     assert high_sparsity.twin_tag("1x4", "fisher", "1x4") == ""
+    assert high_sparsity.twin_tag("1x4-fisher-5ep", "fisher", "1x4") == "5ep"  # either order
     assert high_sparsity.twin_tag("snip-momentum", "snip_momentum", "unstructured") == ""
     assert high_sparsity.twin_tag("fisher-10ep-t20ep", "fisher", "unstructured") == "10ep-t20ep"
     assert high_sparsity.twin_tag("fishery", "fisher", "unstructured") == "fishery"  # a name, not a prefix of a word
     assert high_sparsity.twin_tag("local", "magnitude", "unstructured") == "local"
 
 
-def test_like_for_like_divides_by_the_twin_of_the_same_budget_and_builds_composites(monkeypatch):
-    def fisher(task, metric, tag, seed=42):
-        return {**_rec(task, metric, tag=tag, seed=seed), "criterion": "fisher"}
-    store = [_rec(t, 100.0, 0.0, "teacher") for t in high_sparsity.TASKS]  # the best dense row: not a twin
-    store += [_rec(t, 80.0, 0.0, tag="20ep") for t in high_sparsity.TASKS] + [_rec("sst2", 90.0, 0.0, tag="67k-3ep")]
-    store += [fisher(t, 72.0, "fisher-20ep") for t in high_sparsity.TASKS] + [fisher("cola", 76.0, "fisher-20ep", seed=43)]
-    store += [fisher("sst2", 90.0, "fisher-67k-3ep"), fisher("mrpc", 70.0, "fisher-lr2e-4")]  # the last has no twin
+def _like_for_like_rows(store, monkeypatch) -> dict[str, list[str]]:
     monkeypatch.setattr(records, "read", lambda benchmark: list(store))
     section = high_sparsity.table().split("Like for like")[1]
-    rows = {r[0]: r for r in ([c.strip() for c in line.strip("|").split("|")] for line in section.splitlines()
-                              if line.startswith("| fisher"))}
+    return {r[1]: r for r in ([c.strip() for c in line.strip("|").split("|")] for line in section.splitlines()
+                              if line.startswith("| sparse-kd"))}
+
+
+def _fisher(task, metric, tag, seed=42, epochs=5.0):
+    return {**_rec(task, metric, tag=tag, seed=seed), "criterion": "fisher", "epochs": epochs}
+
+
+def test_like_for_like_divides_by_the_twin_of_the_same_budget_and_builds_composites(monkeypatch):
+    store = [_rec(t, 100.0, 0.0, "teacher") for t in high_sparsity.TASKS]  # the best dense row: not a twin
+    store += [_rec(t, 80.0, 0.0, tag="20ep") for t in high_sparsity.TASKS] + [_rec("sst2", 90.0, 0.0, tag="67k-3ep")]
+    store += [_fisher(t, 72.0, "fisher-20ep") for t in high_sparsity.TASKS] + [_fisher("cola", 76.0, "fisher-20ep", seed=43)]
+    store += [_fisher("sst2", 90.0, "fisher-67k-3ep"), _fisher("mrpc", 70.0, "fisher-lr2e-4")]  # the last has no twin
+    rows = _like_for_like_rows(store, monkeypatch)
     # cola: the mean of seeds 42 and 43 (74) over the twin's 80; the row's share: (4·72 + 74) / (5·80)
-    assert rows["fisher-20ep"][4:] == ["20ep", "90.0%", "90.0%", "90.0%", "92.5%", "90.0%", "90.5%", "90.0%", "5"]
-    assert rows["fisher-67k-3ep"][4:] == ["67k-3ep", "-", "-", "-", "-", "100.0%", "100.0%", "100.0%", "1"]
-    assert rows["fisher-20ep; sst2 from fisher-67k-3ep"][4:] == [
-        "each cell's own", "90.0%", "90.0%", "90.0%", "92.5%", "100.0%", "92.7%", "90.0%", "5"]  # (3·72 + 74 + 90) / (4·80 + 90)
+    assert rows["fisher-20ep"][5:] == ["20ep", "90.0%", "90.0%", "90.0%", "92.5%", "90.0%", "90.5%", "90.0%", "5"]
+    assert rows["fisher-67k-3ep"][5:] == ["67k-3ep", "-", "-", "-", "-", "100.0%", "100.0%", "100.0%", "1"]
+    assert rows["fisher-20ep; sst2 from fisher-67k-3ep"][5:] == [
+        "20ep; sst2: 67k-3ep", "90.0%", "90.0%", "90.0%", "92.5%", "100.0%", "92.7%", "90.0%", "5"]  # (3·72 + 74 + 90) / (4·80 + 90)
     assert "fisher-lr2e-4" not in rows
+
+
+def test_like_for_like_skips_another_budget_and_a_twin_without_a_share(monkeypatch):
+    store = [_rec("mrpc", 80.0, 0.0, tag="10ep"), _rec("cola", 0.0, 0.0, tag="10ep"), _rec("rte", 50.0, 0.0, tag="10ep")]
+    store += [_fisher("mrpc", 72.0, "fisher-10ep"), _fisher("cola", 5.0, "fisher-10ep")]
+    store += [_fisher("rte", 40.0, "fisher-10ep", epochs=10.0)]  # the twin ran 5 epochs here: not like for like
+    rows = _like_for_like_rows(store, monkeypatch)
+    # cola's twin scored 0: no share of its own, but its scores still count in the row's sums: 77 / 80
+    assert rows["fisher-10ep"][5:] == ["10ep", "90.0%", "-", "-", "-", "-", "96.2%", "90.0%", "2"]
