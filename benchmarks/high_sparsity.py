@@ -362,16 +362,14 @@ def _like_for_like_table(rows: dict[tuple, dict[str, list[dict]]]) -> list[str]:
         if cells:
             out.append((recipe, sparsity, pattern, criterion, tag or "-", twin or "-", cells))
     for (recipe, sparsity, pattern, criterion, base), other in COMPOSITES:
-        cells, twins = {}, {}
-        for t in TASKS:
-            tag = other.get(t, base)
-            twin = twin_tag(tag, criterion, pattern)
-            row = rows.get((recipe, tag, sparsity, pattern, criterion), {})
-            cells |= _twin_cells({t: row[t]} if t in row else {}, dense.get((recipe, twin), {}))
-            twins[t] = twin or "-"
+        tags = {t: other.get(t, base) for t in TASKS}
+        twins = {t: twin_tag(tag, criterion, pattern) for t, tag in tags.items()}
+        mine = {t: rows.get((recipe, tag, sparsity, pattern, criterion), {}).get(t) for t, tag in tags.items()}
+        ref = {t: dense.get((recipe, twin), {}).get(t) for t, twin in twins.items()}
+        cells = _twin_cells({t: v for t, v in mine.items() if v}, {t: v for t, v in ref.items() if v})
         if cells:  # a composite not (yet) measured on every task shows what it has, with its task count
             label = f"{base}; " + ", ".join(f"{t} from {tag}" for t, tag in other.items())
-            twin = f"{twins[next(t for t in TASKS if t not in other)]}; " + ", ".join(f"{t}: {twins[t]}" for t in other)
+            twin = f"{twin_tag(base, criterion, pattern) or '-'}; " + ", ".join(f"{t}: {twins[t] or '-'}" for t in other)
             out.append((recipe, sparsity, pattern, criterion, label, twin, cells))
     if not out:
         return []
