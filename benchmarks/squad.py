@@ -114,12 +114,23 @@ def best_dense_f1(runs: dict[tuple[str, float, str, str], dict], model: str = MO
     return max((r["main_metric"] for (_, s, _, m), r in runs.items() if s == 0 and m == model), default=None)
 
 
+def twin(runs: dict[tuple[str, float, str, str], dict], key: tuple[str, float, str, str]) -> dict | None:
+    """The like-for-like reference of a run: the sparsity-0 run of the same starting point, tag, model and
+    epochs. A sparse-kd run starts from the dense run and distils it, so its twin is the sparse-kd recipe at
+    sparsity 0; every other method starts from the pre-trained model, so its twin is the dense run."""
+    method, _s, tag, model = key
+    found = runs.get(("sparse-kd" if method == "sparse-kd" else "dense", 0.0, tag, model))
+    return found if found and found["epochs"] == runs[key]["epochs"] else None
+
+
 def table() -> str:
     recs = latest_runs()
     lines = ["# SQuAD v1.1 (all-MiniLM-L6-v2)", "",
              f"Trained on `{TRAIN_FILE}` (11,877 questions), evaluated on the full dev set (10,570 questions) with the "
              "official EM/F1; final model; share = F1 / the best dense F1 of the same starting model (the dense run, or "
-             "the sparse-kd recipe at sparsity 0: as many epochs again, from the dense run). A tag names a variant "
+             "the sparse-kd recipe at sparsity 0: as many epochs again, from the dense run). Share of twin = F1 / the F1 of "
+             "the run's dense twin: the sparse-kd recipe at sparsity 0 with the same tag for a sparse-kd run, the dense run "
+             "for the others, with the same epochs (`-`: not run). A tag names a variant "
              "(its overrides are in the record's command)."]
     lines += records.model_sections({k[3] for k in recs}, MODEL, lambda model: _model_table(
         {k: r for k, r in recs.items() if k[3] == model}, best_dense_f1(recs, model)))
@@ -134,12 +145,15 @@ def table() -> str:
 
 
 def _model_table(recs: dict, dense_f1: float | None) -> list[str]:
-    lines = ["| method | tag | target | achieved | non-zero encoder weights | EM | F1 | share of dense F1 | epochs | precision | train time |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
-    for (method, s, tag, _), r in sorted(recs.items(), key=lambda kv: (kv[0][0] != "dense", kv[0][0], kv[0][1], kv[0][2])):
+    lines = ["| method | tag | target | achieved | non-zero encoder weights | EM | F1 | share of dense F1 | share of twin | epochs | precision | train time |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for key, r in sorted(recs.items(), key=lambda kv: (kv[0][0] != "dense", kv[0][0], kv[0][1], kv[0][2])):
+        method, s, tag, _ = key
         share = f"{100 * r['main_metric'] / dense_f1:.1f}%" if dense_f1 else "-"
+        ref = twin(recs, key)
+        of_twin = f"{100 * r['main_metric'] / ref['main_metric']:.1f}%" if ref and ref["main_metric"] > 0 else "-"
         lines.append(f"| {method} | {tag or '-'} | {s:.2f} | {r['achieved_sparsity']:.4f} | {r['nonzero_encoder_params']:,} | "
-                     f"{100 * r['metrics']['exact_match']:.2f} | {r['main_metric']:.2f} | {share} | {r['epochs']:g} | "
+                     f"{100 * r['metrics']['exact_match']:.2f} | {r['main_metric']:.2f} | {share} | {of_twin} | {r['epochs']:g} | "
                      f"{'fp32' if r.get('precision', 'no') == 'no' else r['precision']} | {r['train_seconds'] / 60:.0f} min |")
     return lines
 

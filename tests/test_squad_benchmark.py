@@ -54,3 +54,23 @@ def test_shares_are_against_the_dense_f1_of_the_same_starting_model():
              rec("sparse-kd", 0.0, 82.0, "m16", "10ep")]}
     assert squad.best_dense_f1(runs) == 70.0
     assert squad.best_dense_f1(runs, "m16") == 82.0  # its tagged twin counts; the other model's dense does not
+
+
+def test_each_run_is_compared_with_the_dense_run_of_its_own_start_tag_and_epochs():
+    def rec(method, s, f1, tag="", epochs=2):
+        return {"method": method, "target_sparsity": s, "main_metric": f1, "tag": tag, "model": squad.MODEL, "epochs": epochs}
+
+    runs = {(r["method"], r["target_sparsity"], r["tag"], r["model"]): r for r in
+            [rec("dense", 0.0, 70.0), rec("gmp", 0.9, 35.0), rec("sparse-kd", 0.9, 49.0),
+             rec("sparse-kd", 0.9, 56.0, "4ep", 4), rec("sparse-kd", 0.0, 72.0, "4ep", 4),
+             rec("sparse-kd", 0.9, 60.0, "8ep", 8), rec("sparse-kd", 0.0, 73.0, "8ep", 4)]}
+    key = lambda method, s, tag="": (method, s, tag, squad.MODEL)  # noqa: E731
+    assert squad.twin(runs, key("gmp", 0.9))["main_metric"] == 70.0  # from the pre-trained model, as the dense run
+    assert squad.twin(runs, key("sparse-kd", 0.9, "4ep"))["main_metric"] == 72.0  # not the 2-epoch dense run
+    assert squad.twin(runs, key("sparse-kd", 0.9)) is None  # its 2-epoch twin was not run
+    assert squad.twin(runs, key("sparse-kd", 0.9, "8ep")) is None  # a twin of another length is no twin
+    lines = squad._model_table({k: {**r, "achieved_sparsity": r["target_sparsity"], "nonzero_encoder_params": 1,
+                                     "metrics": {"exact_match": 0.5}, "train_seconds": 60} for k, r in runs.items()}, 72.0)
+    row = next(line for line in lines if line.startswith("| sparse-kd | 4ep | 0.90"))
+    assert "| 77.8% | 77.8% |" in row  # 56 / 72 both ways: the best dense F1 is the twin here
+    assert next(line for line in lines if line.startswith("| gmp |")).split(" | ")[8] == "50.0%"  # 35 / 70
