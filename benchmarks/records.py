@@ -75,7 +75,13 @@ def machine() -> str:
 
     if torch.cuda.is_available():
         return torch.cuda.get_device_name(0)
-    return f"{os.cpu_count()}-core {platform.machine()} CPU ({cpu}), torch {torch.__version__}, {torch.get_num_threads()} threads"
+    # The vector unit names the machine kind too: two VMs both called "AMD EPYC" differ 20x in bf16 steps
+    # (AVX2 only vs AVX-512 BF16; bertprune/precision.py). Records before 2026-12-07 lack it.
+    from bertprune.precision import native_bf16
+
+    isa = torch.backends.cpu.get_cpu_capability() + (" + native bf16" if native_bf16() else "")
+    return (f"{os.cpu_count()}-core {platform.machine()} CPU ({cpu}; {isa}), torch {torch.__version__}, "
+            f"{torch.get_num_threads()} threads")
 
 
 def restart(resume: bool) -> dict:

@@ -38,7 +38,7 @@ RUNS = [("dense", 0.0), ("gmp", 0.8), ("gmp", 0.9), ("distill", 0.8), ("distill"
         ("sparse-kd", 0.0), ("sparse-kd", 0.8), ("sparse-kd", 0.9)]
 SMOKE = {"train.max_steps": 3, "data.train_examples": 64, "data.eval_examples": 64, "train.batch_size": 8}
 # what the sparse-kd runs take from RECIPE: the data, the length of training and the evaluation; the
-# learning-rate schedule, KD terms, precision (bf16) and pruning criterion are the recipe's own (as on GLUE)
+# learning-rate schedule, KD terms, precision (auto: bf16 where native) and pruning criterion are the recipe's own (as on GLUE)
 SPARSE_KD_KEYS = ("train.epochs", "data.max_length", "data.doc_stride", "data.max_answer_length", "data.n_best",
                   "train.log_every", "train.eval_batch_size", "train.group_by_length")
 # 2 epochs where GLUE trains 5: a mask update (and LR rewind) every 0.2 epochs keeps GLUE's 7 of them over

@@ -190,7 +190,9 @@ class TrainConfig:
     #: little more than its own examples. About 2x less work on SQuAD: windows of train-v1.1-first44
     #: average 161 of 384 tokens (all-MiniLM-L6-v2's tokenizer), random batches of 32 pad to ~343.
     group_by_length: bool = False
-    #: ``no``, ``fp16`` or ``bf16`` (Accelerate's mixed precision; GPU runs).
+    #: ``no``, ``fp16``, ``bf16`` (Accelerate's autocast; weights stay fp32) or ``auto``: bf16 where the
+    #: hardware has it natively (AVX-512 BF16 / AMX CPUs, bf16 GPUs), else ``no``; resolved by
+    #: :func:`validate`, so the saved config names the precision the run used (see ``precision.py``).
     mixed_precision: str = "no"
 
 
@@ -685,8 +687,11 @@ def validate(cfg) -> None:
             raise BertpruneError(f"train.lr_min_ratio must be in [0, 1], got {train.lr_min_ratio}")
         if train.mixed_precision in ("False", "false"):  # YAML 1.1 reads an unquoted `no` as a boolean
             train.mixed_precision = "no"
-        if train.mixed_precision not in ("no", "fp16", "bf16"):
-            raise BertpruneError(f"train.mixed_precision must be no, fp16 or bf16, got {train.mixed_precision!r}")
+        from . import precision
+
+        if train.mixed_precision not in precision.CHOICES:
+            raise BertpruneError(f"train.mixed_precision must be {', '.join(precision.CHOICES)}, got {train.mixed_precision!r}")
+        train.mixed_precision = precision.resolve(train.mixed_precision)  # auto → what this machine runs fast
 
 
 def to_yaml(cfg) -> str:

@@ -18,6 +18,7 @@ import math
 import shutil
 import statistics
 import time
+import warnings
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -32,7 +33,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from . import checkpoint as ckpt
-from . import faultpoints
+from . import faultpoints, precision
 from .config import save_config
 from .errors import BertpruneError, DivergenceError
 from .fidelity import teacher_agreement
@@ -76,6 +77,8 @@ def make_accelerator(cfg) -> Accelerator:
     shared = AcceleratorState._shared_state
     if shared and shared.get("_mixed_precision", cfg.train.mixed_precision) != cfg.train.mixed_precision:
         AcceleratorState._reset_state()
+    if warning := precision.slow_bf16_warning(cfg.train.mixed_precision):
+        warnings.warn(warning, stacklevel=2)
     # cpu=True on a CPU-only machine: without it Accelerate ignores torchrun's WORLD_SIZE on CPU and
     # every process would think it is the only one; with it, processes join a gloo group.
     return Accelerator(
