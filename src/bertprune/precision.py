@@ -2,7 +2,7 @@
 
 bf16 autocast pays only where the hardware multiplies bf16 natively. On a CPU without AVX-512 BF16 or AMX
 (e.g. an AVX2-only AMD EPYC) oneDNN emulates it: a training step of all-MiniLM-L6-v2 (batch 32 x 128 tokens)
-took 75 s in bf16 against 3.6-4.8 s in fp32 on such a VM. Where bf16 is native the same step is ~1.7x faster
+took 79.2 s in bf16 against 3.55 s in fp32 on such a VM (benchmarks/results/precision_step.md). Where bf16 is native the same step is ~1.7x faster
 than fp32. So the recipes say ``auto`` and :func:`resolve` picks, once, before the config is saved beside the run:
 the saved config, the records and a resume all see the concrete value.
 """
