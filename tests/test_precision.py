@@ -52,3 +52,10 @@ def test_the_accelerator_warns_of_emulated_bf16_and_stays_quiet_in_fp32(monkeypa
     recwarn.clear()
     make_accelerator(load_config(None, ["train.mixed_precision=auto"]))
     assert not [w for w in recwarn if "emulated" in str(w.message)]
+
+
+def test_a_config_built_in_code_with_auto_gets_the_resolved_precision_from_the_accelerator():
+    from types import SimpleNamespace
+
+    cfg = SimpleNamespace(train=SimpleNamespace(mixed_precision="auto", grad_accum=1))  # never validated
+    assert make_accelerator(cfg).mixed_precision == precision.resolve("auto")

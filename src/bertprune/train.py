@@ -74,17 +74,18 @@ def make_accelerator(cfg) -> Accelerator:
     # the Python API) with another mixed precision would be refused. The process group stays.
     from accelerate.state import AcceleratorState
 
+    mixed_precision = precision.resolve(cfg.train.mixed_precision)  # a config built in code skips validate()
     shared = AcceleratorState._shared_state
-    if shared and shared.get("_mixed_precision", cfg.train.mixed_precision) != cfg.train.mixed_precision:
+    if shared and shared.get("_mixed_precision", mixed_precision) != mixed_precision:
         AcceleratorState._reset_state()
-    if warning := precision.slow_bf16_warning(cfg.train.mixed_precision):
+    if warning := precision.slow_bf16_warning(mixed_precision):
         warnings.warn(warning, stacklevel=2)
     # cpu=True on a CPU-only machine: without it Accelerate ignores torchrun's WORLD_SIZE on CPU and
     # every process would think it is the only one; with it, processes join a gloo group.
     return Accelerator(
         cpu=not _gpu_available(),
         gradient_accumulation_steps=cfg.train.grad_accum,
-        mixed_precision=cfg.train.mixed_precision,
+        mixed_precision=mixed_precision,
         dataloader_config=DataLoaderConfiguration(split_batches=True),
     )
 
