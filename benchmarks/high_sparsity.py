@@ -279,7 +279,12 @@ def table() -> str:
              "e.g. 40k, 67k = the full set). Cells: mean ± sd over "
              "seeds when there are several (n = seeds). Share = the row's five-task average / the dense average, "
              "where dense per task is the best dense row of the same starting model (the 3-epoch teacher or the same "
-             "recipe at sparsity 0). Minutes = training minutes summed over the row's tasks (first seed)."]
+             "recipe at sparsity 0). Minutes = training minutes summed over the row's tasks (first seed).", "",
+             "Like for like, below each model's table: each pruned row against its dense twin, the dense row of the same "
+             "recipe whose tag is the row's without its criterion or pattern (same epochs, data and overrides; rows "
+             "without one are left out). Cells: the row's seed mean as a share of the twin's; share = the row's "
+             "average / the twin's over the tasks both have (the issue's measure when all five are there). A composite "
+             "takes some tasks from another row, each against its own twin."]
     lines += records.model_sections({model_of(r) for r in recs} or {DEFAULT_MODEL}, DEFAULT_MODEL,
                                     lambda model: _model_table([r for r in recs if model_of(r) == model]))
     lines += ["", "Reproduce a cell: the `command` field of its record in `high_sparsity.jsonl`."]
@@ -373,11 +378,7 @@ def _like_for_like_table(rows: dict[tuple, dict[str, list[dict]]]) -> list[str]:
             out.append((recipe, sparsity, pattern, criterion, label, twin, cells))
     if not out:
         return []
-    lines = ["", "Like for like: each pruned row against its dense twin, the dense row of the same recipe whose tag is "
-             "the row's without its criterion or pattern (same epochs, data and overrides; rows without one are left "
-             "out). Cells: the row's seed mean as a share of the twin's; share = the row's average / the twin's over "
-             "the tasks both have (the issue's measure when all five are there). A composite takes some tasks from "
-             "another row, each against its own twin.", "",
+    lines = ["", "Like for like (each pruned row against its dense twin, as the introduction says):", "",
              "| recipe | tag | sparsity | pattern | criterion | twin | " + " | ".join(TASKS)
              + " | share of twin | min task share | tasks |", "|---|---|---|---|---|---|" + "---|" * (len(TASKS) + 3)]
     for recipe, sparsity, pattern, criterion, label, twin, cells in sorted(out, key=lambda r: (r[1], r[2], r[4])):

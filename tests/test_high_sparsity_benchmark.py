@@ -212,7 +212,7 @@ def test_a_twin_tag_drops_the_criterion_or_pattern_and_nothing_else():
 
 def _like_for_like_rows(store, monkeypatch) -> dict[str, list[str]]:
     monkeypatch.setattr(records, "read", lambda benchmark: list(store))
-    section = high_sparsity.table().split("Like for like")[1]
+    section = high_sparsity.table().split("Like for like (")[1]
     return {r[1]: r for r in ([c.strip() for c in line.strip("|").split("|")] for line in section.splitlines()
                               if line.startswith("| sparse-kd"))}
 
