@@ -98,7 +98,10 @@ def record_of(results: dict, cfg, task: str, seed: int, recipe: str, tag: str, c
         "notes": (f"final model, full dev set; precision {cfg.train.mixed_precision}; "
                   + (sst2_note(results["train_examples"]) if task == "sst2" else "")
                   + (f"student starts from the teacher ({teacher}); " if teacher and getattr(cfg, 'distill', None)
-                     and cfg.distill.init_from_teacher else "")),
+                     and cfg.distill.init_from_teacher else "")
+                  + (f"training rows include {cfg.distill.transfer.examples:,} transfer-set rows of "
+                     f"{cfg.distill.transfer.text} (KD only); " if getattr(cfg, 'distill', None)
+                     and cfg.distill.transfer.examples else "")),
     }
 
 

@@ -5,6 +5,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -197,6 +198,20 @@ def test_agreement_of_a_teacher_row_student_stands_beside_that_dense_row(monkeyp
 def test_a_sst2_record_notes_the_sentences_it_trained_on():
     assert high_sparsity.sst2_note(8000) == "SST-2 subsample 8,000 of 67,349 (seeded); "
     assert high_sparsity.sst2_note(67349) == high_sparsity.sst2_note(None) == "SST-2 full training set (67,349); "
+
+
+def test_a_record_notes_a_transfer_set(tmp_path):
+    from bertprune.config import DistillRunConfig, load_config
+
+    cfg = load_config(None, ["distill.teacher=t", "distill.hardness=1", "distill.transfer.text=../text",
+                             "distill.transfer.examples=8551", "data.task=cola"], schema=DistillRunConfig)
+    results = {"final": {"dev": {"mcc": 0.2}}, "method": "gradual", "achieved_sparsity": 0.9, "nonzero_encoder_params": 1,
+               "train_examples": 17102, "train_seconds": 1.0, "sec_per_step_median": 0.5, "steps": 2}
+    args = SimpleNamespace(model="m", commit="c")
+    rec = high_sparsity.record_of(results, cfg, "cola", 42, "sparse-kd", "t", [], args, "teacher")
+    assert "8,551 transfer-set rows of ../text (KD only)" in rec["notes"] and rec["train_examples"] == 17102
+    cfg.distill.transfer.examples = 0
+    assert "transfer" not in high_sparsity.record_of(results, cfg, "cola", 42, "sparse-kd", "t", [], args, "teacher")["notes"]
 
 
 def test_a_twin_tag_drops_the_criterion_or_pattern_and_nothing_else():

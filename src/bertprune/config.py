@@ -219,6 +219,16 @@ class AugmentConfig:
 
 
 @dataclass
+class TransferConfig:
+    """A transfer set: sentences of plain text for the KD loss; see :mod:`bertprune.data.transfer`."""
+
+    #: a plain-text file, or a folder of .txt files, one paragraph or document per line (e.g. ../shared/data/text)
+    text: str = ""
+    #: how many sentences (or sentence pairs, for a pair task) to add to the training set (0 = none)
+    examples: int = 0
+
+
+@dataclass
 class DistillConfig:
     """Knowledge-aware pruning while distilling; see :mod:`bertprune.methods.distill`."""
 
@@ -248,6 +258,8 @@ class DistillConfig:
     init_from_teacher: bool = False
     #: data augmentation: edited copies of the task's training texts, labelled by the teacher only (TinyBERT)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+    #: a transfer set: sentences of plain text labelled by the teacher only (Hinton et al. 2015)
+    transfer: TransferConfig = field(default_factory=TransferConfig)
 
 
 @dataclass
@@ -625,6 +637,9 @@ def validate(cfg) -> None:
             raise BertpruneError("distill.init_from_teacher is for fine-tuning; at the pre-training stage set model.name")
         if distill.augment.copies:
             raise BertpruneError("distill.augment edits task examples; the pre-training stage reads plain text: set distill.augment.copies=0")
+        if distill.transfer.examples:
+            raise BertpruneError("distill.transfer adds plain text to a task's training set; the pre-training stage reads plain "
+                                 "text already (--text-dir): set distill.transfer.examples=0")
     if objective is not None:  # a pre-training config: its data is plain text
         if not 0.0 <= cfg.data.pair_fraction <= 1.0:
             raise BertpruneError(f"data.pair_fraction must be within [0, 1], got {cfg.data.pair_fraction}")
@@ -649,11 +664,20 @@ def validate(cfg) -> None:
         if a.copies < 0 or not all(0.0 <= p < 1.0 for p in (a.delete, a.replace, a.swap)):
             raise BertpruneError(f"distill.augment needs copies >= 0 and delete, replace, swap in [0, 1); got copies={a.copies}, "
                                  f"delete={a.delete}, replace={a.replace}, swap={a.swap}")
-        if a.copies and distill.task_weight > 0:
-            raise BertpruneError(f"distill.augment.copies={a.copies} with distill.task_weight={distill.task_weight}: an edited text "
-                                 f"has no gold label, so augmented runs learn from the teacher only; set distill.hardness=1")
-        if a.copies and getattr(getattr(cfg, "data", None), "task", None) == "squad":
-            raise BertpruneError("distill.augment edits sentence(-pair) tasks; SQuAD answers are spans of the text: set distill.augment.copies=0")
+        t = distill.transfer
+        if t.examples < 0:
+            raise BertpruneError(f"distill.transfer.examples must be >= 0, got {t.examples}")
+        if t.examples and not t.text:
+            raise BertpruneError(f"distill.transfer.examples={t.examples} needs distill.transfer.text: a .txt file or a folder of "
+                                 f"them (e.g. ../shared/data/text)")
+        # rows without a gold label: both options feed the KD loss only, and only sentence(-pair) tasks
+        for key, n, what in (("distill.augment.copies", a.copies, "an edited text"),
+                             ("distill.transfer.examples", t.examples, "a sentence of plain text")):
+            if n and distill.task_weight > 0:
+                raise BertpruneError(f"{key}={n} with distill.task_weight={distill.task_weight}: {what} has no gold label, "
+                                     f"so it teaches through the teacher only; set distill.hardness=1")
+            if n and getattr(getattr(cfg, "data", None), "task", None) == "squad":
+                raise BertpruneError(f"{key} adds sentence(-pair) rows; a SQuAD example needs an answer span: set {key}=0")
     targets = getattr(cfg, "targets", None)
     if targets is not None:
         bad = [r for r in targets.roles if r not in ROLES and r not in targets.patterns]

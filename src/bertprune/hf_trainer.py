@@ -70,6 +70,9 @@ def method_from_config(prune: PruneConfig, targets: TargetConfig | None = None, 
         if distill.augment.copies:
             raise BertpruneError("distill.augment edits the training set of `bertprune distill`; with your own Trainer the "
                                  "dataset is yours: augment it with bertprune.data.augment.augment and keep copies=0 here")
+        if distill.transfer.examples:
+            raise BertpruneError("distill.transfer adds rows to the training set of `bertprune distill`; with your own Trainer "
+                                 "the dataset is yours: add them with bertprune.data.transfer.with_transfer_set and keep examples=0 here")
     validate(SimpleNamespace(prune=prune, **({"distill": distill} if distill is not None else {})))
     method = build_method(prune, targets)
     if distill is None:

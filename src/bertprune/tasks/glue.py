@@ -12,13 +12,21 @@ from .base import Built, Task
 
 
 def training_rows(cfg, train):
-    """The training rows, followed by the edited copies of ``distill.augment`` in a distillation run."""
-    a = getattr(getattr(cfg, "distill", None), "augment", None)
-    if a is None or not a.copies:
+    """The training rows, followed in a distillation run by the edited copies of ``distill.augment``, then by
+    the plain-text sentences of ``distill.transfer``."""
+    distill = getattr(cfg, "distill", None)
+    if distill is None:
         return train
-    from ..data.augment import augment
+    a, t = distill.augment, distill.transfer
+    if a.copies:
+        from ..data.augment import augment
 
-    return augment(train, a.copies, cfg.train.seed, a.delete, a.replace, a.swap)
+        train = augment(train, a.copies, cfg.train.seed, a.delete, a.replace, a.swap)
+    if t.examples:
+        from ..data.transfer import with_transfer_set
+
+        train = with_transfer_set(train, t.text, t.examples, cfg.train.seed)
+    return train
 
 
 class GlueTask(Task):
