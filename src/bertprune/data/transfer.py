@@ -29,7 +29,7 @@ import random
 import re
 from pathlib import Path
 
-from datasets import Dataset
+from datasets import Dataset, concatenate_datasets
 
 from ..errors import BertpruneError
 from .text import read_documents
@@ -91,8 +91,6 @@ def transfer_rows(docs: list[list[str]], n: int, pair: bool, seed: int, label) -
 
 def with_transfer_set(train: Dataset, path: str, n: int, seed: int) -> Dataset:
     """``train`` followed by ``n`` transfer rows from the text at ``path`` (pairs when ``train`` has ``text_b``)."""
-    from datasets import concatenate_datasets
-
     if n <= 0:
         return train
     pair = "text_b" in train.column_names and any(t is not None for t in train["text_b"])
